@@ -1,0 +1,48 @@
+# The front door. `make demo` and `make test` set everything up from nothing but Python.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: demo test unit integration e2e lint format bench schemas clean
+
+$(BIN)/python:
+	@$(PYTHON) -c 'import sys; sys.exit("orderlog needs Python 3.11 or newer") if sys.version_info < (3, 11) else None'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	@touch $(STAMP)
+
+demo: $(STAMP)            ## simulate ~2,000 orders into ./orderlog.db and summarise the store
+	$(BIN)/orderlog demo
+
+test: $(STAMP)            ## the whole suite: unit, integration (SQLite, PostgreSQL), end to end
+	$(BIN)/python -m pytest
+
+unit: $(STAMP)
+	$(BIN)/python -m pytest tests/unit
+
+integration: $(STAMP)
+	$(BIN)/python -m pytest tests/integration
+
+e2e: $(STAMP)
+	$(BIN)/python -m pytest tests/e2e
+
+lint: $(STAMP)            ## ruff: lint and format check
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: $(STAMP)
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+bench: $(STAMP)           ## the figures in the README, measured on this machine
+	$(BIN)/python -m bench
+
+schemas: $(STAMP)         ## write a new Avro schema version where a declaration changed
+	$(BIN)/orderlog schemas write
+
+clean:
+	rm -rf $(VENV) .pytest_cache .hypothesis .ruff_cache *.egg-info

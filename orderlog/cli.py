@@ -1,0 +1,374 @@
+"""The `orderlog` command: the edge where input mistakes become one line and an exit code.
+
+Exit codes: 0 done; 1 an error (named on stderr in one line, never a traceback);
+2 `publish` finished but refused or rejected some lines, or the command line was wrong;
+3 an internal error (ORDERLOG_DEBUG=1 shows its traceback).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Callable, Iterator
+from dataclasses import replace
+from pathlib import Path
+from typing import IO, Any
+
+import click
+from eventsourcing.persistence import PersistenceError
+
+from orderlog.application import OrderLog, StoreError
+from orderlog.config import Config
+from orderlog.domain.envelope import InvalidEvent
+from orderlog.domain.instants import InstantError, format_instant, parse_instant
+from orderlog.domain.order import Order
+from orderlog.domain.stream import StreamAggregate
+from orderlog.privacy.master_key import MasterKeyError
+from orderlog.publishing import BATCH_LINES, ConcurrentWriteError, LineResult, Tally, open_publisher
+from orderlog.signing import KeyFileError
+from orderlog.views import history_text, order_view, record_view, render_text
+
+EXPECTED_ERRORS: tuple[type[Exception], ...] = (
+    StoreError,
+    MasterKeyError,
+    KeyFileError,
+    InstantError,
+    InvalidEvent,
+    ConcurrentWriteError,
+    PersistenceError,
+)
+
+
+class UserError(click.ClickException):
+    """A mistake in what was asked: shown as one line, exit code 1."""
+
+
+# ---------------------------------------------------------------- the group
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.option(
+    "--store",
+    metavar="URL",
+    help="sqlite:///orderlog.db (default), a file path, or postgresql://user@host:5432/db?schema=s "
+    "[env ORDERLOG_STORE]",
+)
+@click.version_option(package_name="orderlog")
+@click.pass_context
+def cli(context: click.Context, store: str | None) -> None:
+    """orderlog: one trustworthy record of what happened to every order."""
+    config = Config.from_env()
+    context.obj = replace(config, store_url=store) if store else config
+
+
+def _config() -> Config:
+    config: Config = click.get_current_context().obj
+    return config
+
+
+def _announce(message: str) -> None:
+    click.echo(f"orderlog: {message}", err=True)
+
+
+def _time_option(_context: click.Context, parameter: click.Parameter, value: str | None) -> str | None:
+    if value is None:
+        return None
+    try:
+        return format_instant(parse_instant(value))
+    except InstantError as error:
+        raise click.BadParameter(str(error), param=parameter) from None
+
+
+# ---------------------------------------------------------------- publish
+
+
+@cli.command()
+@click.argument("source", type=click.Path(exists=True, dir_okay=False, allow_dash=True), metavar="FILE|-")
+@click.option(
+    "--rejects",
+    type=click.Path(dir_okay=False, writable=True),
+    metavar="FILE",
+    help="write refused and invalid lines here as JSON lines (default: stderr)",
+)
+@click.option(
+    "--require-signatures",
+    is_flag=True,
+    default=None,
+    help="reject unsigned events [env ORDERLOG_REQUIRE_SIGNATURES=1]",
+)
+@click.option(
+    "--workers",
+    type=click.IntRange(1, 64),
+    default=1,
+    show_default=True,
+    help="processes, each taking a share of the orders (order per order is kept)",
+)
+@click.option(
+    "--batch",
+    type=click.IntRange(1, 100_000),
+    default=BATCH_LINES,
+    show_default=True,
+    help="lines per transaction",
+)
+def publish(
+    source: str, rejects: str | None, require_signatures: bool | None, workers: int, batch: int
+) -> None:
+    """Record upstream events, one JSON envelope per line (see README: the contract).
+
+    Prints `accepted N, duplicates N, refused N, invalid N`; exits 0 when every line
+    was accepted or a duplicate, 2 otherwise. Publishing the same input again records
+    nothing twice.
+    """
+    config = _config()
+    if require_signatures:
+        config = replace(config, require_signatures=True)
+    tally = Tally()
+    with _reader(source) as (lines, progress), _rejects_sink(rejects) as write_reject:
+        for results in _publish_batches(config, lines, workers, batch):
+            tally.add(results)
+            for result in results:
+                if result.outcome not in {"accepted", "duplicate"}:
+                    write_reject(result)
+            progress()
+    click.echo(str(tally))
+    if not tally.clean:
+        sys.exit(2)
+
+
+def _publish_batches(
+    config: Config, lines: Iterator[tuple[int, bytes]], workers: int, batch: int
+) -> Iterator[list[LineResult]]:
+    if workers == 1:
+        _app, publisher = open_publisher(config, _announce, batch_lines=batch)
+        yield from publisher.publish(lines)
+        return
+    from orderlog.workers import publish_in_parallel
+
+    open_publisher(config, _announce)  # creates the store and master key once, before the workers
+    yield from publish_in_parallel(config, lines, workers, batch)
+
+
+class _reader:
+    """Non-blank input lines with their line numbers, and a progress bar on a terminal."""
+
+    def __init__(self, source: str):
+        self.file: IO[bytes] = sys.stdin.buffer if source == "-" else open(source, "rb")  # noqa: SIM115
+        self.size = 0 if source == "-" else os.path.getsize(source)
+        self.position = 0
+        self.bar: Any = None
+
+    def __enter__(self) -> tuple[Iterator[tuple[int, bytes]], Callable[[], None]]:
+        if self.size and sys.stderr.isatty():
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=self.size, unit="B", unit_scale=True, desc="publishing", file=sys.stderr)
+        return self._lines(), self._progress
+
+    def _lines(self) -> Iterator[tuple[int, bytes]]:
+        for number, line in enumerate(self.file, start=1):
+            self.position += len(line)
+            stripped = line.strip()
+            if stripped:
+                yield number, stripped
+
+    def _progress(self) -> None:
+        if self.bar is not None:
+            self.bar.update(self.position - self.bar.n)
+
+    def __exit__(self, *exc: object) -> None:
+        if self.bar is not None:
+            self.bar.close()
+        if self.file is not sys.stdin.buffer:
+            self.file.close()
+
+
+class _rejects_sink:
+    def __init__(self, path: str | None):
+        self.file: IO[str] = open(path, "w", encoding="utf-8") if path else sys.stderr  # noqa: SIM115
+
+    def __enter__(self) -> Callable[[LineResult], None]:
+        def write(result: LineResult) -> None:
+            self.file.write(json.dumps(result.as_reject(), ensure_ascii=False) + "\n")
+
+        return write
+
+    def __exit__(self, *exc: object) -> None:
+        if self.file is not sys.stderr:
+            self.file.close()
+
+
+# ---------------------------------------------------------------- orders
+
+
+@cli.group()
+def order() -> None:
+    """Read an order: as it stands, as it stood, its whole history."""
+
+
+@order.command("show")
+@click.argument("order_id")
+@click.option(
+    "--as-of",
+    callback=_time_option,
+    metavar="TIME",
+    help="event time: what had happened by then (occurred_at <= TIME)",
+)
+@click.option(
+    "--known-at",
+    callback=_time_option,
+    metavar="TIME",
+    help="record time: what orderlog knew then (recorded_at <= TIME)",
+)
+@click.option("--version", type=click.IntRange(min=1), help="as it stood after this version")
+@click.option("--json", "as_json", is_flag=True, help="JSON instead of text")
+def show(order_id: str, as_of: str | None, known_at: str | None, version: int | None, as_json: bool) -> None:
+    """An order's status and figures, now or as it stood at a moment or version."""
+    config = _config()
+    app = config.open()
+    current = _existing(app, Order, order_id)
+    if version is not None and version > current.version:
+        raise UserError(f"order {order_id} has {current.version} versions; there is no version {version}")
+    state: Order | None = current
+    if as_of or known_at or version:
+        state = app.stream(Order, order_id, version=version, keep=_moment_filter(as_of, known_at))
+        if state is None:
+            raise UserError(f"order {order_id} had not been submitted by {_moment_words(as_of, known_at)}")
+    assert state is not None
+    view = order_view(state, config.vault(app, writing=False, announce=_announce))
+    click.echo(json.dumps(view, ensure_ascii=False, indent=2) if as_json else render_text(view))
+
+
+def _moment_filter(as_of: str | None, known_at: str | None) -> Callable[[StreamAggregate.Event], bool]:
+    def keep(event: StreamAggregate.Event) -> bool:
+        return (as_of is None or event.occurred_at <= as_of) and (
+            known_at is None or event.recorded_at <= known_at
+        )
+
+    return keep
+
+
+def _moment_words(as_of: str | None, known_at: str | None) -> str:
+    words = [
+        f"{as_of} (event time)" if as_of else "",
+        f"{known_at} (record time)" if known_at else "",
+    ]
+    return " and ".join(w for w in words if w) or "that version"
+
+
+@order.command("history")
+@click.argument("order_id")
+@click.option(
+    "--json", "as_json", is_flag=True, help="JSON instead of text (every stored field, with hashes)"
+)
+def history(order_id: str, as_json: bool) -> None:
+    """Every record of an order in order: what, when (event and record time), from whom."""
+    config = _config()
+    app = config.open()
+    _existing(app, Order, order_id)
+    vault = config.vault(app, writing=False, announce=_announce)
+    records = [record_view(event, vault) for event in app.records(Order, order_id)]
+    click.echo(json.dumps(records, ensure_ascii=False, indent=2) if as_json else history_text(records))
+
+
+def _existing(app: OrderLog, cls: type[Order], key: str) -> Order:
+    state = app.stream(cls, key)
+    if state is None:
+        raise UserError(f"order {key} not found in {app.location.label}")
+    return state
+
+
+# ---------------------------------------------------------------- traffic
+
+
+@cli.command()
+@click.option("--orders", type=click.IntRange(1, 10_000_000), default=2000, show_default=True)
+@click.option("--seed", type=int, default=1, show_default=True)
+@click.option(
+    "--start",
+    callback=_time_option,
+    metavar="TIME",
+    help="first order's day [default 2026-03-01T00:00:00Z]",
+)
+@click.option("--out", type=click.Path(dir_okay=False, writable=True), metavar="FILE", help="default: stdout")
+@click.option(
+    "--sign-with",
+    type=click.Path(file_okay=False),
+    metavar="DIR",
+    help="sign every event with its source's key from DIR (created if missing)",
+)
+def simulate(orders: int, seed: int, start: str | None, out: str | None, sign_with: str | None) -> None:
+    """Realistic upstream traffic as JSON lines; the same lines for the same seed."""
+    from orderlog import simulate as simulation
+
+    lines = simulation.simulate(orders, seed, start or simulation.DEFAULT_START)
+    if sign_with:
+        from orderlog.signing_sources import sign_simulated
+
+        lines = sign_simulated(lines, Path(sign_with), _announce)
+    with open(out, "w", encoding="utf-8") if out else _stdout() as file:
+        for line in lines:
+            file.write(line + "\n")
+
+
+class _stdout:
+    def __enter__(self) -> IO[str]:
+        return sys.stdout
+
+    def __exit__(self, *exc: object) -> None:
+        sys.stdout.flush()
+
+
+@cli.command()
+@click.option("--orders", type=click.IntRange(1, 1_000_000), default=2000, show_default=True)
+@click.option("--seed", type=int, default=7, show_default=True)
+def demo(orders: int, seed: int) -> None:
+    """Simulate traffic, publish it into the store, and say what is in it now."""
+    from orderlog.demo import run_demo
+
+    run_demo(_config(), orders, seed, click.echo, _announce)
+
+
+# ---------------------------------------------------------------- entry point
+
+
+def main() -> None:
+    debug = os.environ.get("ORDERLOG_DEBUG", "") not in ("", "0")
+    try:
+        cli.main(prog_name="orderlog", standalone_mode=False)
+    except click.exceptions.Exit as done:
+        sys.exit(done.exit_code)
+    except click.UsageError as error:
+        error.show()
+        sys.exit(2)
+    except click.ClickException as error:
+        click.echo(f"orderlog: error: {error.format_message()}", err=True)
+        sys.exit(1)
+    except click.Abort:
+        click.echo("orderlog: aborted", err=True)
+        sys.exit(130)
+    except EXPECTED_ERRORS as error:
+        if debug:
+            raise
+        click.echo(f"orderlog: error: {_one_line(error)}", err=True)
+        sys.exit(1)
+    except BrokenPipeError:
+        sys.stderr.close()  # the reader went away (e.g. `| head`): not an error
+        sys.exit(0)
+    except KeyboardInterrupt:
+        click.echo("orderlog: interrupted; every batch reported as stored is stored", err=True)
+        sys.exit(130)
+    except Exception as error:
+        if debug:
+            raise
+        click.echo(
+            f"orderlog: internal error: {type(error).__name__}: {_one_line(error)} "
+            "(run with ORDERLOG_DEBUG=1 for the traceback, and please report it)",
+            err=True,
+        )
+        sys.exit(3)
+
+
+def _one_line(error: BaseException) -> str:
+    text = str(error).strip() or type(error).__name__
+    return " ".join(text.split())

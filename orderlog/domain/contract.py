@@ -1,0 +1,310 @@
+"""The upstream event contract: every event type and its fields, declared once.
+
+Upstream services (shops, marketplaces, ERP, payment, warehouse, carriers) publish JSON
+envelopes; this module is the single declaration of what they may send. Everything
+else is derived from it: validation (pydantic, strict: no silent coercion of "5" to 5
+or 5.0 to 5), the Avro schemas in schemas/, the README's examples, the stored form.
+
+Money is an integer amount of minor units (fen, cents) in the order's currency. Every
+time must carry a zone. Integers stay below 2**53 so that the RFC 8785 canonical form
+(used for hashes and signatures) is exact in every language.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+from functools import cached_property
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    Strict,
+    StringConstraints,
+    create_model,
+    model_validator,
+)
+
+from orderlog.domain.instants import normalise_instant
+from orderlog.domain.reasons import CANCELLATION_REASONS, REASON_NEEDING_NOTE
+
+MAX_SAFE_INTEGER = 2**53 - 1
+
+Identifier = Annotated[
+    str,
+    StringConstraints(
+        min_length=1,
+        max_length=128,
+        pattern=r"^[^\s\x00-\x1f\x7f](?:[^\x00-\x1f\x7f]*[^\s\x00-\x1f\x7f])?$",
+    ),
+]
+"""An id from an upstream system: 1-128 printable characters, no surrounding blanks."""
+
+Text = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=500, pattern=r"^[^\x00-\x1f\x7f]*\S[^\x00-\x1f\x7f]*$"),
+]
+"""A short non-blank text."""
+
+FreeText = Annotated[str, StringConstraints(max_length=2000)]
+"""Optional prose (a note); may be empty."""
+
+AddressPart = Annotated[str, StringConstraints(max_length=500)]
+"""Part of an address: present, but possibly empty or malformed (flagged, not refused)."""
+
+Money = Annotated[int, Strict(), Field(ge=0, le=MAX_SAFE_INTEGER)]
+PositiveMoney = Annotated[int, Strict(), Field(gt=0, le=MAX_SAFE_INTEGER)]
+Quantity = Annotated[int, Strict(), Field(gt=0, le=10_000_000)]
+Count = Annotated[int, Strict(), Field(ge=0, le=MAX_SAFE_INTEGER)]
+Flag = Annotated[bool, Strict()]
+Currency = Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")]
+Instant = Annotated[str, AfterValidator(normalise_instant)]
+ReasonCode = Literal[tuple(CANCELLATION_REASONS)]  # type: ignore[valid-type]
+
+
+class Contract(BaseModel):
+    """Closed records: unknown fields are errors, not ignored. Numbers and flags are strict
+    (no "5" for 5, no 5.0 for 5, no 1 for true); JSON strings are never coerced anyway."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# ---------------------------------------------------------------- shared parts
+
+
+class OrderLine(Contract):
+    sku: Identifier
+    qty: Quantity
+    unit_price: Money
+
+
+class ShippedLine(Contract):
+    sku: Identifier
+    qty: Quantity
+
+
+class Address(Contract):
+    name: AddressPart
+    phone: AddressPart
+    line1: AddressPart
+    city: AddressPart
+    postal_code: AddressPart
+    country: AddressPart
+
+
+PERSONAL_ADDRESS_FIELDS = ("name", "phone", "line1", "postal_code")
+"""Encrypted per customer before they are stored; erased with the customer's key."""
+
+
+class SealedAddress(Contract):
+    """An address as stored: personal parts encrypted, validity decided on write."""
+
+    city: AddressPart
+    country: AddressPart
+    encrypted: str
+    valid: Flag
+    problems: list[str]
+
+
+def _unique_skus(lines: list[Any]) -> list[Any]:
+    seen: set[str] = set()
+    for index, line in enumerate(lines):
+        if line.sku in seen:
+            raise ValueError(f"lines[{index}]: sku {line.sku!r} appears twice; merge the lines")
+        seen.add(line.sku)
+    return lines
+
+
+OrderLines = Annotated[list[OrderLine], Field(min_length=1, max_length=1000), AfterValidator(_unique_skus)]
+ShippedLines = Annotated[
+    list[ShippedLine], Field(min_length=1, max_length=1000), AfterValidator(_unique_skus)
+]
+
+
+# ---------------------------------------------------------------- event data
+
+
+class OrderSubmitted(Contract):
+    customer_id: Identifier
+    channel: Text
+    currency: Currency
+    lines: OrderLines
+    shipping_fee: Money = 0
+    discount: Money = 0
+    total: Money
+    requires_confirmation: Flag = False
+    shipping_address: Address
+
+
+class OrderConfirmed(Contract):
+    confirmed_by: Text
+
+
+class PaymentCaptured(Contract):
+    payment_id: Identifier
+    amount: PositiveMoney
+    method: Text
+
+
+class PaymentFailed(Contract):
+    payment_id: Identifier
+    reason: Text
+
+
+class ShipmentDispatched(Contract):
+    shipment_id: Identifier
+    carrier: Text
+    tracking_no: Text
+    lines: ShippedLines
+
+
+class ShipmentDelivered(Contract):
+    shipment_id: Identifier
+
+
+class DeliveryFailed(Contract):
+    shipment_id: Identifier
+    reason: Literal["lost", "damaged", "refused", "address"]
+
+
+class OrderCompleted(Contract):
+    pass
+
+
+class OrderCancelled(Contract):
+    reason_code: ReasonCode
+    initiated_by: Literal["customer", "merchant", "platform", "system"]
+    note: FreeText = ""
+
+    @model_validator(mode="after")
+    def _other_needs_a_note(self) -> OrderCancelled:
+        if self.reason_code == REASON_NEEDING_NOTE and not self.note.strip():
+            raise ValueError("reason_code OTHER needs a note saying what the reason was")
+        return self
+
+
+class RefundIssued(Contract):
+    refund_id: Identifier
+    amount: PositiveMoney
+    reason: Text
+
+
+class AddressCorrected(Contract):
+    shipping_address: Address
+
+
+class StockCounted(Contract):
+    on_hand: Count
+
+
+# Recorded by orderlog itself, never accepted from upstream.
+
+
+class RequestRefused(Contract):
+    request_type: str
+    reason: str
+    request_data: str
+    """The refused request's data as canonical JSON (personal parts already sealed)."""
+
+
+class CustomerErased(Contract):
+    reason: Text
+    keys_destroyed: Count
+
+
+class SourceRegistered(Contract):
+    types: list[str]
+    public_key: str
+    key_id: str
+
+
+class SourceRevoked(Contract):
+    key_id: str
+    reason: FreeText = ""
+
+
+# ---------------------------------------------------------------- the registry
+
+
+class Kind(StrEnum):
+    """How the lifecycle treats an event (DESIGN.md, "facts versus requests")."""
+
+    FACT = "fact"
+    """Happened elsewhere: always recorded, even when it breaks the expected lifecycle."""
+    REQUEST = "request"
+    """Asks for a transition: refused, and the refusal recorded, when the lifecycle forbids it."""
+    RECORD = "record"
+    """Written by orderlog itself."""
+
+
+STREAM_KEYS = {
+    "order": "order_id",
+    "sku": "sku",
+    "customer": "customer_id",
+    "source": "source_name",
+}
+"""Each stream kind and the envelope field that names one stream of it."""
+
+
+@dataclass(frozen=True)
+class EventType:
+    name: str
+    data: type[Contract]
+    stream: str
+    kind: Kind
+    upstream: bool = True
+
+    @property
+    def key_field(self) -> str:
+        return STREAM_KEYS[self.stream]
+
+    @cached_property
+    def address_fields(self) -> tuple[str, ...]:
+        """Data fields holding an Address: sealed (personal parts encrypted) before storing."""
+        return tuple(name for name, field in self.data.model_fields.items() if field.annotation is Address)
+
+    @property
+    def personal(self) -> bool:
+        return bool(self.address_fields)
+
+    @cached_property
+    def stored_data(self) -> type[Contract]:
+        """The data as stored: every Address sealed (see orderlog.privacy.vault)."""
+        if not self.address_fields:
+            return self.data
+        fields: dict[str, Any] = {
+            name: (SealedAddress, ...) if name in self.address_fields else (field.annotation, field)
+            for name, field in self.data.model_fields.items()
+        }
+        return create_model(f"Stored{self.name}", __base__=Contract, **fields)  # type: ignore[call-overload,no-any-return]
+
+
+EVENT_TYPES: dict[str, EventType] = {
+    t.name: t
+    for t in (
+        EventType("OrderSubmitted", OrderSubmitted, "order", Kind.REQUEST),
+        EventType("OrderConfirmed", OrderConfirmed, "order", Kind.REQUEST),
+        EventType("PaymentCaptured", PaymentCaptured, "order", Kind.FACT),
+        EventType("PaymentFailed", PaymentFailed, "order", Kind.FACT),
+        EventType("ShipmentDispatched", ShipmentDispatched, "order", Kind.FACT),
+        EventType("ShipmentDelivered", ShipmentDelivered, "order", Kind.FACT),
+        EventType("DeliveryFailed", DeliveryFailed, "order", Kind.FACT),
+        EventType("OrderCompleted", OrderCompleted, "order", Kind.REQUEST),
+        EventType("OrderCancelled", OrderCancelled, "order", Kind.REQUEST),
+        EventType("RefundIssued", RefundIssued, "order", Kind.FACT),
+        EventType("AddressCorrected", AddressCorrected, "order", Kind.REQUEST),
+        EventType("StockCounted", StockCounted, "sku", Kind.FACT),
+        EventType("RequestRefused", RequestRefused, "order", Kind.RECORD, upstream=False),
+        EventType("CustomerErased", CustomerErased, "customer", Kind.RECORD, upstream=False),
+        EventType("SourceRegistered", SourceRegistered, "source", Kind.RECORD, upstream=False),
+        EventType("SourceRevoked", SourceRevoked, "source", Kind.RECORD, upstream=False),
+    )
+}
+
+UPSTREAM_TYPES = tuple(name for name, t in EVENT_TYPES.items() if t.upstream)
+
+ENGINE_SOURCE = "orderlog"
+"""The `source` of everything orderlog records on its own account."""

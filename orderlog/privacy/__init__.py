@@ -1,0 +1,1 @@
+"""Personal data: encrypted per customer before it is stored, erasable by destroying a key."""

@@ -1,0 +1,1 @@
+"""The event store adapter: where records live (SQLite or PostgreSQL) and how they are kept."""

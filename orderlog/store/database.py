@@ -1,0 +1,181 @@
+"""orderlog's own tables, in the same database as the event store's.
+
+The event store (the eventsourcing library's tables) holds the records. Beside it live:
+- `orderlog_meta`: small facts about the store (the master key's check value);
+- `orderlog_customer_keys`: each customer's data key, wrapped by the master key; deleted
+  on erasure, which is what makes erasure real (crypto-shredding);
+- `orderlog_checkpoints`: every signed checkpoint issued;
+- `orderlog_merkle_leaves` and `orderlog_merkle_nodes`: the persisted RFC 9162 tree over
+  the log, extended at each checkpoint and read for proofs.
+
+SQL here is written once with `?` placeholders and works on SQLite and PostgreSQL.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+from uuid import UUID
+
+from orderlog.store.location import StoreLocation
+
+_DDL = [
+    "CREATE TABLE IF NOT EXISTS {meta} (name TEXT PRIMARY KEY, value TEXT NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS {customer_keys} (key_id TEXT PRIMARY KEY, customer_id TEXT NOT NULL, "
+    "wrapped {blob} NOT NULL, created_at TEXT NOT NULL)",
+    "CREATE INDEX IF NOT EXISTS {customer_keys_index} ON {customer_keys} (customer_id)",
+    "CREATE TABLE IF NOT EXISTS {checkpoints} (tree_size {bigint} PRIMARY KEY, root_hash TEXT NOT NULL, "
+    "issued_at TEXT NOT NULL, key_id TEXT NOT NULL, signature TEXT NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS {merkle_leaves} (leaf_index {bigint} PRIMARY KEY, "
+    "notification_id {bigint} NOT NULL UNIQUE, stream TEXT NOT NULL, stream_key TEXT NOT NULL, "
+    "version {bigint} NOT NULL, record_hash TEXT NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS {merkle_nodes} (level INTEGER NOT NULL, idx {bigint} NOT NULL, "
+    "hash {blob} NOT NULL, PRIMARY KEY (level, idx))",
+]
+
+TABLES = ("meta", "customer_keys", "checkpoints", "merkle_leaves", "merkle_nodes")
+
+
+class Cursor:
+    """Rows as tuples and `?` placeholders, whichever the database."""
+
+    def __init__(self, cursor: Any, postgres: bool):
+        self._cursor = cursor
+        self._postgres = postgres
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> Cursor:
+        self._cursor.execute(self._sql(sql), tuple(params))
+        return self
+
+    def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        if rows:
+            self._cursor.executemany(self._sql(sql), rows)
+
+    def fetchall(self) -> list[tuple[Any, ...]]:
+        return [self._row(row) for row in self._cursor.fetchall()]
+
+    def fetchone(self) -> tuple[Any, ...] | None:
+        row = self._cursor.fetchone()
+        return None if row is None else self._row(row)
+
+    def _sql(self, sql: str) -> str:
+        return sql.replace("?", "%s") if self._postgres else sql
+
+    def _row(self, row: Any) -> tuple[Any, ...]:
+        values = tuple(row.values()) if self._postgres else tuple(row)
+        return tuple(bytes(v) if isinstance(v, memoryview) else v for v in values)
+
+
+class Database:
+    """The store's database, for orderlog's own tables and read-only queries of the log."""
+
+    def __init__(self, location: StoreLocation, datastore: Any, events_table: str):
+        self.location = location
+        self._datastore = datastore
+        self.postgres = location.kind == "postgres"
+        prefix = f'"{location.schema}".' if self.postgres else ""
+        self.names = {name: f"{prefix}orderlog_{name}" for name in TABLES}
+        self.names["customer_keys_index"] = "orderlog_customer_keys_by_customer"
+        self.events_table = f'{prefix}"{events_table}"'
+        self.position_column = "notification_id" if self.postgres else "rowid"
+
+    def create_tables(self) -> None:
+        kinds = {
+            "blob": "BYTEA" if self.postgres else "BLOB",
+            "bigint": "BIGINT" if self.postgres else "INTEGER",
+        }
+        with self.transaction() as cursor:
+            for statement in _DDL:
+                cursor.execute(statement.format(**self.names, **kinds))
+
+    @contextmanager
+    def transaction(self, *, commit: bool = True) -> Iterator[Cursor]:
+        with self._datastore.transaction(commit=commit) as cursor:
+            yield Cursor(cursor, self.postgres)
+
+    def sql(self, statement: str) -> str:
+        """`statement` with `{meta}`-style table names filled in."""
+        return statement.format(**self.names, events=self.events_table, position=self.position_column)
+
+    # ------------------------------------------------------------ meta
+
+    def get_meta(self, name: str) -> str | None:
+        with self.transaction(commit=False) as cursor:
+            row = cursor.execute(self.sql("SELECT value FROM {meta} WHERE name = ?"), (name,)).fetchone()
+        return None if row is None else row[0]
+
+    def set_meta_once(self, name: str, value: str) -> str:
+        """Stores `value` unless a value is there already; returns the value that stays."""
+        with self.transaction() as cursor:
+            cursor.execute(
+                self.sql("INSERT INTO {meta} (name, value) VALUES (?, ?) ON CONFLICT (name) DO NOTHING"),
+                (name, value),
+            )
+            row = cursor.execute(self.sql("SELECT value FROM {meta} WHERE name = ?"), (name,)).fetchone()
+        assert row is not None
+        return str(row[0])
+
+    # ------------------------------------------------------------ the log, read directly
+
+    def positions_of(self, originator_id: UUID) -> list[tuple[int, int]]:
+        """(version, store position) of every record of one stream, in version order."""
+        stored_id: Any = originator_id if self.postgres else originator_id.hex
+        with self.transaction(commit=False) as cursor:
+            return [
+                (int(version), int(position))
+                for version, position in cursor.execute(
+                    self.sql(
+                        "SELECT originator_version, {position} FROM {events} "
+                        "WHERE originator_id = ? ORDER BY originator_version"
+                    ),
+                    (stored_id,),
+                ).fetchall()
+            ]
+
+    def events_of(self, originator_ids: list[UUID]) -> list[tuple[str, int, str, bytes]]:
+        """(originator id hex, version, topic, state) of every record of the given streams."""
+        rows: list[tuple[str, int, str, bytes]] = []
+        for start in range(0, len(originator_ids), 500):
+            chunk = originator_ids[start : start + 500]
+            params: list[Any] = [i if self.postgres else i.hex for i in chunk]
+            marks = ",".join("?" * len(chunk))
+            with self.transaction(commit=False) as cursor:
+                rows += cursor.execute(
+                    self.sql(
+                        "SELECT originator_id, originator_version, topic, state FROM {events} "
+                        f"WHERE originator_id IN ({marks}) ORDER BY originator_id, originator_version"
+                    ),
+                    params,
+                ).fetchall()
+        return [(str(o).replace("-", ""), int(v), t, s) for o, v, t, s in rows]
+
+    def log_rows(self, after: int, limit: int) -> list[tuple[int, str, int, str, bytes]]:
+        """(position, originator_id, version, topic, state) of the log after `after`."""
+        with self.transaction(commit=False) as cursor:
+            rows = cursor.execute(
+                self.sql(
+                    "SELECT {position}, originator_id, originator_version, topic, state FROM {events} "
+                    "WHERE {position} > ? ORDER BY {position} LIMIT ?"
+                ),
+                (after, limit),
+            ).fetchall()
+        return [(int(p), str(o).replace("-", ""), int(v), t, s) for p, o, v, t, s in rows]
+
+    def count_by_topic(self) -> dict[str, int]:
+        with self.transaction(commit=False) as cursor:
+            rows = cursor.execute(self.sql("SELECT topic, COUNT(*) FROM {events} GROUP BY topic")).fetchall()
+        return {topic: int(count) for topic, count in rows}
+
+    # ------------------------------------------------------------ scrubbing
+
+    def checkpoint_wal(self) -> None:
+        """SQLite: copy the WAL into the file and truncate it (no old page images left)."""
+        with self._datastore.get_connection(commit=True) as connection:
+            cursor = connection.cursor()
+            cursor.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
+    def vacuum_full(self, table: str) -> None:
+        """PostgreSQL: rewrite a table so that no dead tuple survives in its files."""
+        with self._datastore.get_connection() as connection:
+            connection.execute(f"VACUUM FULL {self.names[table]}")

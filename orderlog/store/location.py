@@ -1,0 +1,109 @@
+"""Store URLs: `sqlite:///path`, a plain file path, or `postgresql://user@host:port/db?schema=s`.
+
+The eventsourcing library chooses persistence from environment variables; this module
+is the one place that turns orderlog's `--store` / `ORDERLOG_STORE` into them.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import parse_qs, unquote, urlsplit
+
+DEFAULT_STORE = "sqlite:///orderlog.db"
+SQLITE_LOCK_TIMEOUT_SECONDS = 30
+IDENTIFIER_CHARS = set("abcdefghijklmnopqrstuvwxyz0123456789_")
+
+
+class StoreError(Exception):
+    """The store cannot be used as asked: bad URL, missing file, server not answering."""
+
+
+@dataclass(frozen=True)
+class StoreLocation:
+    url: str
+    kind: str  # "sqlite" or "postgres"
+    path: Path | None = None
+    host: str = ""
+    port: int = 5432
+    user: str = ""
+    password: str = ""
+    dbname: str = ""
+    schema: str = "public"
+
+    @property
+    def label(self) -> str:
+        if self.kind == "sqlite":
+            return str(self.path)
+        return f"postgresql://{self.user}@{self.host}:{self.port}/{self.dbname} (schema {self.schema})"
+
+    def exists(self) -> bool:
+        return self.kind != "sqlite" or (self.path is not None and self.path.exists())
+
+    def library_env(self) -> dict[str, str]:
+        """The eventsourcing library's settings for this store."""
+        if self.kind == "sqlite":
+            return {
+                "PERSISTENCE_MODULE": "orderlog.store.sqlite_persistence:OrderlogSQLiteFactory",
+                "SQLITE_DBNAME": str(self.path),
+                "SQLITE_LOCK_TIMEOUT": str(SQLITE_LOCK_TIMEOUT_SECONDS),
+            }
+        return {
+            "PERSISTENCE_MODULE": "eventsourcing.postgres",
+            "POSTGRES_DBNAME": self.dbname,
+            "POSTGRES_HOST": self.host,
+            "POSTGRES_PORT": str(self.port),
+            "POSTGRES_USER": self.user,
+            "POSTGRES_PASSWORD": self.password,
+            "POSTGRES_SCHEMA": self.schema,
+            "POSTGRES_CONNECT_TIMEOUT": "5",
+            "POSTGRES_LOCK_TIMEOUT": "30",
+            "POSTGRES_POOL_SIZE": "2",
+            "POSTGRES_MAX_OVERFLOW": "4",
+        }
+
+
+def parse_store_url(url: str) -> StoreLocation:
+    """Reads a store URL; raises StoreError with the fix when it cannot."""
+    text = url.strip()
+    if not text:
+        raise StoreError("empty store URL: use sqlite:///orderlog.db or postgresql://user@host/db")
+    if "://" not in text:
+        return StoreLocation(url=text, kind="sqlite", path=Path(text))
+    parts = urlsplit(text)
+    if parts.scheme == "sqlite":
+        path = unquote(parts.path)
+        if parts.netloc or not path.startswith("/") or path == "/":
+            raise StoreError(
+                f"bad SQLite store URL {url!r}: use sqlite:///relative/path.db or sqlite:////absolute/path.db"
+            )
+        return StoreLocation(url=text, kind="sqlite", path=Path(path[1:]))
+    if parts.scheme in ("postgresql", "postgres"):
+        return _postgres_location(text, parts)
+    raise StoreError(f"unknown store URL scheme {parts.scheme!r} in {url!r}: use sqlite:/// or postgresql://")
+
+
+def _postgres_location(text: str, parts) -> StoreLocation:  # type: ignore[no-untyped-def]
+    dbname = unquote(parts.path.lstrip("/"))
+    if not dbname:
+        raise StoreError(
+            f"PostgreSQL store URL {text!r} names no database: postgresql://user@host:5432/DBNAME"
+        )
+    schema = parse_qs(parts.query).get("schema", ["public"])[0]
+    if not schema or not set(schema) <= IDENTIFIER_CHARS or schema[0].isdigit():
+        raise StoreError(f"schema {schema!r} in {text!r}: use lower-case letters, digits and _")
+    try:
+        port = parts.port or 5432
+    except ValueError:
+        raise StoreError(f"bad port in PostgreSQL store URL {text!r}") from None
+    return StoreLocation(
+        url=text,
+        kind="postgres",
+        host=parts.hostname or "127.0.0.1",
+        port=port,
+        user=unquote(parts.username or os.environ.get("USER", "postgres")),
+        password=unquote(parts.password or ""),
+        dbname=dbname,
+        schema=schema,
+    )
