@@ -339,7 +339,8 @@ def main() -> None:
     except click.exceptions.Exit as done:
         sys.exit(done.exit_code)
     except click.UsageError as error:
-        error.show()
+        command = error.ctx.command_path if error.ctx else "orderlog"
+        click.echo(f"orderlog: error: {_one_line(error.format_message())} (see `{command} --help`)", err=True)
         sys.exit(2)
     except click.ClickException as error:
         click.echo(f"orderlog: error: {error.format_message()}", err=True)

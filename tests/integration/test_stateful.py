@@ -14,6 +14,7 @@ The same machine runs on SQLite and on PostgreSQL.
 from __future__ import annotations
 
 import json
+from itertools import pairwise
 import shutil
 import tempfile
 import uuid
@@ -302,10 +303,7 @@ class OrderTraffic(RuleBasedStateMachine):
         upstream_ids = {i for i in ids if not i.startswith(COMPLETED_BY_ENGINE)}
         assert upstream_ids == self.stored_ids[order_id], "accepted events lost, or unaccepted ones stored"
         assert [r["version"] for r in records] == list(range(1, len(records) + 1))
-        assert all(
-            later["prev_hash"] == earlier["hash"]
-            for earlier, later in zip(records, records[1:], strict=False)
-        )
+        assert all(later["prev_hash"] == earlier["hash"] for earlier, later in pairwise(records))
 
     def check_versions(self, order_id: str, records: list[dict[str, Any]]) -> None:
         for version, seen in self.observed[order_id].items():

@@ -4,6 +4,7 @@ it reads back."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from itertools import pairwise
 from pathlib import Path
 
 from orderlog.application import OrderLog, open_store
@@ -43,7 +44,7 @@ def test_what_is_published_reads_back_the_same_from_a_fresh_process(config: Conf
         "PaymentCaptured",
         "ShipmentDispatched",
     ]
-    assert all(later.prev_hash == earlier.hash for earlier, later in zip(records, records[1:], strict=False))
+    assert all(later.prev_hash == earlier.hash for earlier, later in pairwise(records))
 
 
 def test_publishing_the_same_input_twice_records_nothing_twice(config: Config, tmp_path: Path) -> None:
@@ -94,11 +95,12 @@ def test_topics_name_event_types_not_python_classes(publish: Publish, config: Co
 def test_a_second_writer_moving_an_order_on_is_met_by_reload_and_retry(
     config: Config, publisher: tuple[OrderLog, Publisher]
 ) -> None:
-    app, first = publisher
+    _app, first = publisher
     _, second = open_publisher(config, announce=lambda _m: None)
-    run = lambda pub, *envelopes: [
-        r for batch in pub.publish(enumerate(map(line, envelopes), 1)) for r in batch
-    ]
+
+    def run(pub: Publisher, *envelopes: dict[str, object]) -> list[LineResult]:
+        return [r for batch in pub.publish(enumerate(map(line, envelopes), 1)) for r in batch]
+
     run(first, b.submitted())  # `first` now caches SO-1 at version 1
     run(second, b.paid(amount=400))  # ...which is stale from here on
     assert outcomes(run(first, b.paid(amount=600, payment_id="P-2"))) == ["accepted"]
@@ -194,5 +196,5 @@ def test_opening_a_missing_store_for_reading_says_where_it_looked(tmp_path: Path
 
     from orderlog.store.location import StoreError, parse_store_url
 
-    with pytest.raises(StoreError, match="no store at .*nowhere.db"):
+    with pytest.raises(StoreError, match=r"no store at .*nowhere\.db"):
         open_store(parse_store_url(f"sqlite:///{tmp_path / 'nowhere.db'}"), create=False)
