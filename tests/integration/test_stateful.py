@@ -14,12 +14,12 @@ The same machine runs on SQLite and on PostgreSQL.
 from __future__ import annotations
 
 import json
-from itertools import pairwise
 import shutil
 import tempfile
 import uuid
 from collections import defaultdict
 from datetime import UTC, datetime, timedelta
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
