@@ -329,6 +329,39 @@ def demo(orders: int, seed: int) -> None:
     run_demo(_config(), orders, seed, click.echo, _announce)
 
 
+# ---------------------------------------------------------------- schemas
+
+
+@cli.group()
+def schemas() -> None:
+    """The Avro schemas in schemas/, one file per event type and version."""
+
+
+@schemas.command("check")
+def schemas_check() -> None:
+    """Exit 1 if a declaration changed without a new schema version."""
+    from orderlog.avro import check_schemas
+
+    problems = check_schemas()
+    for problem in problems:
+        click.echo(problem)
+    if problems:
+        sys.exit(1)
+    click.echo("every schema in schemas/ matches its declaration")
+
+
+@schemas.command("write")
+def schemas_write() -> None:
+    """Write the next version of each schema whose declaration changed (never rewrites one)."""
+    from orderlog.avro import write_schemas
+
+    written = write_schemas()
+    for path in written:
+        click.echo(f"wrote {path}")
+    if not written:
+        click.echo("nothing to write: every schema is current")
+
+
 # ---------------------------------------------------------------- entry point
 
 
