@@ -9,11 +9,15 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import sys
+import tempfile
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager, nullcontext
 from dataclasses import replace
+from itertools import islice
 from pathlib import Path
-from typing import IO, Any
+from typing import IO
 
 import click
 from eventsourcing.persistence import PersistenceError
@@ -25,9 +29,18 @@ from orderlog.domain.instants import InstantError, format_instant, parse_instant
 from orderlog.domain.order import Order
 from orderlog.domain.stream import StreamAggregate
 from orderlog.privacy.master_key import MasterKeyError
-from orderlog.publishing import BATCH_LINES, ConcurrentWriteError, LineResult, Tally, open_publisher
+from orderlog.publishing import (
+    BATCH_LINES,
+    BatchReport,
+    ConcurrentWriteError,
+    LineResult,
+    Tally,
+    input_lines,
+    open_publisher,
+)
 from orderlog.signing import KeyFileError
 from orderlog.views import history_text, order_view, record_view, render_text
+from orderlog.workers import WorkerError
 
 EXPECTED_ERRORS: tuple[type[Exception], ...] = (
     StoreError,
@@ -37,6 +50,7 @@ EXPECTED_ERRORS: tuple[type[Exception], ...] = (
     InvalidEvent,
     ConcurrentWriteError,
     PersistenceError,
+    WorkerError,
 )
 
 
@@ -102,7 +116,7 @@ def _time_option(_context: click.Context, parameter: click.Parameter, value: str
     type=click.IntRange(1, 64),
     default=1,
     show_default=True,
-    help="processes, each taking a share of the orders (order per order is kept)",
+    help="processes, each taking a share of the orders (the order within an order is kept)",
 )
 @click.option(
     "--batch",
@@ -118,84 +132,78 @@ def publish(
 
     Prints `accepted N, duplicates N, refused N, invalid N`; exits 0 when every line
     was accepted or a duplicate, 2 otherwise. Publishing the same input again records
-    nothing twice.
+    nothing twice. Blank lines are passed over.
     """
     config = _config()
     if require_signatures:
         config = replace(config, require_signatures=True)
     tally = Tally()
-    with _reader(source) as (lines, progress), _rejects_sink(rejects) as write_reject:
-        for results in _publish_batches(config, lines, workers, batch):
-            tally.add(results)
-            for result in results:
-                if result.outcome not in {"accepted", "duplicate"}:
-                    write_reject(result)
-            progress()
+    with (
+        _input(source, spool=workers > 1) as (path, file),
+        _progress(path) as progress,
+        _rejects_sink(rejects) as sink,
+    ):
+        for report in _publish_reports(config, path, file, workers, batch):
+            tally.add(report)
+            for result in report.rejects:
+                sink(result)
+            progress(report.position)
     click.echo(str(tally))
     if not tally.clean:
         sys.exit(2)
 
 
-def _publish_batches(
-    config: Config, lines: Iterator[tuple[int, bytes]], workers: int, batch: int
-) -> Iterator[list[LineResult]]:
+def _publish_reports(
+    config: Config, path: Path, file: IO[bytes], workers: int, batch: int
+) -> Iterator[BatchReport]:
     if workers == 1:
         _app, publisher = open_publisher(config, _announce, batch_lines=batch)
-        yield from publisher.publish(lines)
+        lines = input_lines(file)
+        while chunk := list(islice(lines, batch)):
+            results = publisher.publish_batch([(number, line) for number, line, _ in chunk])
+            yield BatchReport.of(results, chunk[-1][2])
         return
-    from orderlog.workers import publish_in_parallel
+    from orderlog.workers import publish_file_in_parallel
 
-    open_publisher(config, _announce)  # creates the store and master key once, before the workers
-    yield from publish_in_parallel(config, lines, workers, batch)
-
-
-class _reader:
-    """Non-blank input lines with their line numbers, and a progress bar on a terminal."""
-
-    def __init__(self, source: str):
-        self.file: IO[bytes] = sys.stdin.buffer if source == "-" else open(source, "rb")  # noqa: SIM115
-        self.size = 0 if source == "-" else os.path.getsize(source)
-        self.position = 0
-        self.bar: Any = None
-
-    def __enter__(self) -> tuple[Iterator[tuple[int, bytes]], Callable[[], None]]:
-        if self.size and sys.stderr.isatty():
-            from tqdm import tqdm
-
-            self.bar = tqdm(total=self.size, unit="B", unit_scale=True, desc="publishing", file=sys.stderr)
-        return self._lines(), self._progress
-
-    def _lines(self) -> Iterator[tuple[int, bytes]]:
-        for number, line in enumerate(self.file, start=1):
-            self.position += len(line)
-            stripped = line.strip()
-            if stripped:
-                yield number, stripped
-
-    def _progress(self) -> None:
-        if self.bar is not None:
-            self.bar.update(self.position - self.bar.n)
-
-    def __exit__(self, *exc: object) -> None:
-        if self.bar is not None:
-            self.bar.close()
-        if self.file is not sys.stdin.buffer:
-            self.file.close()
+    open_publisher(config, _announce)  # creates the store and the master key once, before the workers
+    yield from publish_file_in_parallel(config, path, workers, batch)
 
 
-class _rejects_sink:
-    def __init__(self, path: str | None):
-        self.file: IO[str] = open(path, "w", encoding="utf-8") if path else sys.stderr  # noqa: SIM115
+@contextmanager
+def _input(source: str, *, spool: bool) -> Iterator[tuple[Path, IO[bytes]]]:
+    """The input as a file; standard input is spooled to a temporary file when workers
+    need to read it independently."""
+    if source != "-":
+        with open(source, "rb") as file:
+            yield Path(source), file
+        return
+    if not spool:
+        yield Path("-"), sys.stdin.buffer
+        return
+    with tempfile.NamedTemporaryFile(prefix="orderlog-stdin-", suffix=".jsonl") as spooled:
+        shutil.copyfileobj(sys.stdin.buffer, spooled)
+        spooled.flush()
+        spooled.seek(0)
+        yield Path(spooled.name), spooled
 
-    def __enter__(self) -> Callable[[LineResult], None]:
-        def write(result: LineResult) -> None:
-            self.file.write(json.dumps(result.as_reject(), ensure_ascii=False) + "\n")
 
-        return write
+@contextmanager
+def _progress(path: Path) -> Iterator[Callable[[int], None]]:
+    """A progress bar by bytes of input, on a terminal only."""
+    size = path.stat().st_size if path.name != "-" else 0
+    if not size or not sys.stderr.isatty():
+        yield lambda _position: None
+        return
+    from tqdm import tqdm
 
-    def __exit__(self, *exc: object) -> None:
-        if self.file is not sys.stderr:
-            self.file.close()
+    with tqdm(total=size, unit="B", unit_scale=True, desc="publishing", file=sys.stderr) as bar:
+        yield lambda position: bar.update(position - bar.n)
+
+
+@contextmanager
+def _rejects_sink(path: str | None) -> Iterator[Callable[[LineResult], None]]:
+    with open(path, "w", encoding="utf-8") if path else nullcontext(sys.stderr) as file:
+        yield lambda result: file.write(json.dumps(result.as_reject(), ensure_ascii=False) + "\n")
 
 
 # ---------------------------------------------------------------- orders
@@ -306,17 +314,9 @@ def simulate(orders: int, seed: int, start: str | None, out: str | None, sign_wi
         from orderlog.signing_sources import sign_simulated
 
         lines = sign_simulated(lines, Path(sign_with), _announce)
-    with open(out, "w", encoding="utf-8") if out else _stdout() as file:
+    with open(out, "w", encoding="utf-8") if out else nullcontext(sys.stdout) as file:
         for line in lines:
             file.write(line + "\n")
-
-
-class _stdout:
-    def __enter__(self) -> IO[str]:
-        return sys.stdout
-
-    def __exit__(self, *exc: object) -> None:
-        sys.stdout.flush()
 
 
 @cli.command()

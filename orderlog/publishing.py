@@ -17,7 +17,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from itertools import islice
-from typing import Any
+from typing import IO, Any
 from uuid import UUID
 
 from eventsourcing.persistence import IntegrityError
@@ -32,7 +32,7 @@ from orderlog.privacy.vault import Vault
 from orderlog.sources import SourceGate
 
 INVALID = "invalid"
-BATCH_LINES = 1000
+BATCH_LINES = 2000
 CACHED_STREAMS = 50_000
 SAVE_ATTEMPTS = 8
 
@@ -56,15 +56,38 @@ class LineResult:
         }
 
 
+@dataclass(frozen=True)
+class BatchReport:
+    """What one stored batch did: counts per outcome, the lines that were not accepted, and
+    how far into the input it got (bytes, for progress)."""
+
+    counts: dict[str, int]
+    rejects: list[LineResult]
+    position: int = 0
+
+    @classmethod
+    def of(cls, results: Iterable[LineResult], position: int = 0) -> BatchReport:
+        counts = dict.fromkeys(OUTCOMES, 0)
+        rejects = []
+        for result in results:
+            counts[result.outcome] += 1
+            if result.outcome in REJECTED:
+                rejects.append(result)
+        return cls(counts, rejects, position)
+
+
+OUTCOMES = ("accepted", "duplicate", "refused", INVALID)
+REJECTED = frozenset({"refused", INVALID})
+
+
 @dataclass
 class Tally:
-    counts: dict[str, int] = field(
-        default_factory=lambda: {"accepted": 0, "duplicate": 0, "refused": 0, INVALID: 0}
-    )
+    counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(OUTCOMES, 0))
 
-    def add(self, results: Iterable[LineResult]) -> None:
-        for result in results:
-            self.counts[result.outcome] += 1
+    def add(self, results: Iterable[LineResult] | BatchReport) -> None:
+        report = results if isinstance(results, BatchReport) else BatchReport.of(results)
+        for outcome, count in report.counts.items():
+            self.counts[outcome] += count
 
     @property
     def clean(self) -> bool:
@@ -77,6 +100,17 @@ class Tally:
             f"accepted {c['accepted']}, duplicates {c['duplicate']}, "
             f"refused {c['refused']}, invalid {c[INVALID]}"
         )
+
+
+def input_lines(file: IO[bytes]) -> Iterator[tuple[int, bytes, int]]:
+    """(line number, the line without surrounding blanks, bytes read so far) of every
+    non-blank line: blank lines are not events and are passed over."""
+    position = 0
+    for number, line in enumerate(file, start=1):
+        position += len(line)
+        stripped = line.strip()
+        if stripped:
+            yield number, stripped, position
 
 
 class ConcurrentWriteError(Exception):

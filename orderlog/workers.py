@@ -1,12 +1,13 @@
-"""Publishing with several processes, partitioned by stream.
+"""Publishing a file with several processes, partitioned by stream.
 
 One Python process tops out well below what the store can take, so `publish --workers N`
-splits the input by stream key (the order id, or the SKU of a stock count): every event
-of one order goes to the same worker, in input order, so per-order order is kept exactly
-as with one process. Each worker is an ordinary Publisher with its own connection; a
-batch is still stored in one transaction; outcomes come back to the parent, which counts
-them and writes the rejects. A conflict between workers cannot arise for one order; if
-one did (the same id written two ways), optimistic concurrency would reload and retry.
+splits the input by stream key (the order id, or the SKU of a stock count): every worker
+reads the whole file and keeps the lines of its own partition, so every event of one
+order goes to the same worker, in input order, and per-order order is kept exactly as
+with one process. Each worker is an ordinary Publisher with its own connection (a batch
+is still one transaction) and sends back only counts and the lines it did not accept.
+A conflict between workers cannot arise for one order; if one did (the same id written
+two ways), optimistic concurrency would reload and retry.
 """
 
 from __future__ import annotations
@@ -15,17 +16,20 @@ import multiprocessing
 import queue
 import re
 import zlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
+from dataclasses import dataclass
+from itertools import islice
+from pathlib import Path
 from typing import Any
 
 from orderlog.config import Config
-from orderlog.publishing import BATCH_LINES, LineResult, open_publisher
+from orderlog.publishing import BATCH_LINES, BatchReport, LineResult, input_lines, open_publisher
 
 STREAM_KEY = (
     re.compile(rb'"order_id"\s*:\s*"((?:[^"\\]|\\.)*)"'),
     re.compile(rb'"sku"\s*:\s*"((?:[^"\\]|\\.)*)"'),
 )
-RESULT_WAIT_SECONDS = 1.0
+WAIT_SECONDS = 1.0
 
 
 class WorkerError(Exception):
@@ -41,34 +45,40 @@ def partition_of(line: bytes, partitions: int) -> int:
     return 0
 
 
-def publish_in_parallel(
-    config: Config, lines: Iterable[tuple[int, bytes]], workers: int, batch_lines: int = BATCH_LINES
-) -> Iterator[list[LineResult]]:
-    """Like Publisher.publish, over `workers` processes; results arrive as batches finish."""
+def publish_file_in_parallel(
+    config: Config, path: Path, workers: int, batch_lines: int = BATCH_LINES
+) -> Iterator[BatchReport]:
+    """Like Publisher.publish over one file, with `workers` processes; reports as batches finish."""
     context = multiprocessing.get_context("spawn")
-    inboxes = [context.Queue(maxsize=4) for _ in range(workers)]
     outbox: Any = context.Queue()
     processes = [
-        context.Process(target=_work, args=(index, config, inbox, outbox, batch_lines), daemon=True)
-        for index, inbox in enumerate(inboxes)
+        context.Process(
+            target=_work, args=(Share(index, workers, str(path), batch_lines), config, outbox), daemon=True
+        )
+        for index in range(workers)
     ]
     for process in processes:
         process.start()
+    positions = [0] * workers
     running = set(range(workers))
     try:
-        buffers: list[list[tuple[int, bytes]]] = [[] for _ in range(workers)]
-        for number, line in lines:
-            partition = partition_of(line, workers)
-            buffers[partition].append((number, line))
-            if len(buffers[partition]) >= batch_lines:
-                yield from _send(inboxes[partition], buffers[partition], outbox, processes, running)
-                buffers[partition] = []
-        for partition, buffer in enumerate(buffers):
-            if buffer:
-                yield from _send(inboxes[partition], buffer, outbox, processes, running)
-            inboxes[partition].put(None)
         while running:
-            yield from _receive(outbox, processes, running, block=True)
+            try:
+                kind, worker, payload = outbox.get(timeout=WAIT_SECONDS)
+            except queue.Empty:
+                dead = [n for n in running if not processes[n].is_alive()]
+                if dead:
+                    code = processes[dead[0]].exitcode
+                    raise WorkerError(f"publishing worker {dead[0]} died (exit code {code})") from None
+                continue
+            if kind == "error":
+                raise WorkerError(f"publishing worker {worker} stopped: {payload}")
+            if kind == "done":
+                running.discard(worker)
+                positions[worker] = payload
+                continue
+            counts, rejects, positions[worker] = payload
+            yield BatchReport(counts, [LineResult(*fields) for fields in rejects], min(positions))
     finally:
         for process in processes:
             if process.is_alive():
@@ -76,56 +86,35 @@ def publish_in_parallel(
             process.join(timeout=5)
 
 
-def _send(
-    inbox: Any, batch: list[tuple[int, bytes]], outbox: Any, processes: list[Any], running: set[int]
-) -> Iterator[list[LineResult]]:
-    while True:
-        try:
-            inbox.put(batch, timeout=RESULT_WAIT_SECONDS)
-            break
-        except queue.Full:
-            yield from _receive(outbox, processes, running, block=False)
-    yield from _receive(outbox, processes, running, block=False)
+@dataclass(frozen=True)
+class Share:
+    """One worker's part of the input: the lines whose stream falls in partition `index`."""
+
+    index: int
+    partitions: int
+    path: str
+    batch_lines: int
 
 
-def _receive(
-    outbox: Any, processes: list[Any], running: set[int], *, block: bool
-) -> Iterator[list[LineResult]]:
-    while True:
-        try:
-            kind, worker, payload = outbox.get(timeout=RESULT_WAIT_SECONDS) if block else outbox.get_nowait()
-        except queue.Empty:
-            dead = [n for n in running if not processes[n].is_alive()]
-            if dead:
-                raise WorkerError(
-                    f"publishing worker {dead[0]} died (exit code {processes[dead[0]].exitcode})"
-                ) from None
-            if block:
-                continue
-            return
-        if kind == "results":
-            yield [LineResult(*fields) for fields in payload]
-        elif kind == "done":
-            running.discard(worker)
-            if not running or not block:
-                return
-        else:
-            raise WorkerError(f"publishing worker {worker} stopped: {payload}")
-
-
-def _work(worker: int, config: Config, inbox: Any, outbox: Any, batch_lines: int) -> None:
+def _work(share: Share, config: Config, outbox: Any) -> None:
+    index = share.index
     try:
-        _app, publisher = open_publisher(config, announce=lambda _message: None, batch_lines=batch_lines)
-        while (batch := inbox.get()) is not None:
-            results = publisher.publish_batch(batch)
-            outbox.put(
-                (
-                    "results",
-                    worker,
-                    [(r.line, r.outcome, r.event_id, r.key, r.reason) for r in results],
-                )
-            )
+        _app, publisher = open_publisher(
+            config, announce=lambda _message: None, batch_lines=share.batch_lines
+        )
+        with open(share.path, "rb") as file:
+            mine = _partition(input_lines(file), index, share.partitions)
+            while batch := list(islice(mine, share.batch_lines)):
+                report = BatchReport.of(publisher.publish_batch([(n, line) for n, line, _ in batch]))
+                position = batch[-1][2]
+                rejects = [(r.line, r.outcome, r.event_id, r.key, r.reason) for r in report.rejects]
+                outbox.put(("batch", index, (report.counts, rejects, position)))
+        outbox.put(("done", index, Path(share.path).stat().st_size))
     except Exception as error:  # reported to the parent, which prints it and exits non-zero
-        outbox.put(("error", worker, f"{type(error).__name__}: {error}"))
-        return
-    outbox.put(("done", worker, None))
+        outbox.put(("error", index, f"{type(error).__name__}: {error}"))
+
+
+def _partition(
+    lines: Iterator[tuple[int, bytes, int]], index: int, partitions: int
+) -> Iterator[tuple[int, bytes, int]]:
+    return (item for item in lines if partition_of(item[1], partitions) == index)

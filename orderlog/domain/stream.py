@@ -257,7 +257,12 @@ def _record_time(not_before: str) -> tuple[datetime, str]:
     """
     now = datetime.now(UTC)
     now = now.replace(microsecond=now.microsecond // 1000 * 1000)
-    text = format_instant(now)
+    text = _LAST_STAMP[1] if now == _LAST_STAMP[0] else format_instant(now)
+    _LAST_STAMP[:] = [now, text]
     if text < not_before:
         return datetime.fromisoformat(not_before), not_before
     return now, text
+
+
+_LAST_STAMP: list[Any] = [None, ""]
+"""The last record time and its text: many records share a millisecond."""

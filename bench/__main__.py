@@ -1,0 +1,27 @@
+"""Run every benchmark and print each figure with its conditions (`make bench`)."""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+from pathlib import Path
+
+from bench import write_side
+from bench.common import Report, machine
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench")
+    parser.add_argument(
+        "--runs", type=int, default=3, help="repeats of each throughput figure (median reported)"
+    )
+    parser.add_argument("--work", type=Path, default=Path(".bench/work"), help="scratch directory")
+    args = parser.parse_args()
+    print(f"orderlog benchmarks on {machine()}", flush=True)
+    report = Report()
+    write_side.run(report, args.work, args.runs)
+    print(f"\nsaved {report.save()}")
+    shutil.rmtree(args.work, ignore_errors=True)
+
+
+main()
