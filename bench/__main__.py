@@ -12,9 +12,7 @@ from bench.common import Report, machine
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench")
-    parser.add_argument(
-        "--runs", type=int, default=3, help="repeats of each throughput figure (median reported)"
-    )
+    parser.add_argument("--runs", type=int, default=3, help="repeats of each throughput figure (median reported)")
     parser.add_argument("--work", type=Path, default=Path(".bench/work"), help="scratch directory")
     args = parser.parse_args()
     print(f"orderlog benchmarks on {machine()}", flush=True)

@@ -57,13 +57,9 @@ def publish_rate(directory: Path, traffic: Path, workers: int) -> tuple[float, f
     started = time.perf_counter()
     if workers == 1:
         with traffic.open("rb") as file:
-            lines = sum(
-                len(batch) for batch in publisher.publish((n, text) for n, text, _ in input_lines(file))
-            )
+            lines = sum(len(batch) for batch in publisher.publish((n, text) for n, text, _ in input_lines(file)))
     else:
-        lines = sum(
-            sum(report.counts.values()) for report in publish_file_in_parallel(config, traffic, workers)
-        )
+        lines = sum(sum(report.counts.values()) for report in publish_file_in_parallel(config, traffic, workers))
     elapsed = time.perf_counter() - started
     stored = sum(app.database.count_by_topic().values())
     app.close()

@@ -53,9 +53,7 @@ class OrderLog(Application[UUID]):
 
     # ------------------------------------------------------------ reading streams
 
-    def stream(
-        self, cls: type[S], key: str, *, version: int | None = None, keep: Keep | None = None
-    ) -> S | None:
+    def stream(self, cls: type[S], key: str, *, version: int | None = None, keep: Keep | None = None) -> S | None:
         """A stream's state, or None if it does not exist (or did not yet, for `keep`)."""
         projector = _replay_all if keep is None else functools.partial(_replay_kept, cls, keep)
         try:
@@ -105,9 +103,7 @@ def _replay_kept(cls: type[StreamAggregate], keep: Keep, state: Any, events: Ite
 def open_store(location: StoreLocation, *, create: bool) -> OrderLog:
     """Opens (and with `create`, creates) the store at `location`, or raises StoreError."""
     if not create and not location.exists():
-        raise StoreError(
-            f"no store at {location.label}: publish events first, or pass --store / set ORDERLOG_STORE"
-        )
+        raise StoreError(f"no store at {location.label}: publish events first, or pass --store / set ORDERLOG_STORE")
     if location.kind == "sqlite" and location.path is not None:
         parent = location.path.parent
         if not parent.exists():

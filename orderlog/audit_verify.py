@@ -115,9 +115,7 @@ def node_hash(left: bytes, right: bytes) -> bytes:
 EMPTY_TREE_HASH = hashlib.sha256(b"").digest()
 
 
-def verify_inclusion(
-    leaf_index: int, tree_size: int, leaf: bytes, path: Sequence[bytes], root: bytes
-) -> bool:
+def verify_inclusion(leaf_index: int, tree_size: int, leaf: bytes, path: Sequence[bytes], root: bytes) -> bool:
     """RFC 9162, 2.1.3.2: is `leaf` at `leaf_index` in the tree of `tree_size` with `root`?"""
     if leaf_index >= tree_size or leaf_index < 0:
         return False
@@ -246,9 +244,7 @@ def verify_proof(proof: dict[str, Any], checkpoint: dict[str, Any]) -> tuple[lis
     """(problems, notes) for an order proof against a checkpoint; no problems means proven."""
     problems: list[str] = []
     notes: list[str] = []
-    if proof.get("tree_size") != checkpoint.get("tree_size") or proof.get("root_hash") != checkpoint.get(
-        "root_hash"
-    ):
+    if proof.get("tree_size") != checkpoint.get("tree_size") or proof.get("root_hash") != checkpoint.get("root_hash"):
         problems.append("the proof was made against a different checkpoint (tree size or root differ)")
         return problems, notes
     root = bytes.fromhex(checkpoint["root_hash"])
@@ -272,9 +268,7 @@ def verify_proof(proof: dict[str, Any], checkpoint: dict[str, Any]) -> tuple[lis
     return problems, notes
 
 
-def _check_source_signature(
-    record: dict[str, Any], sources: dict[str, list[str]], notes: list[str]
-) -> list[str]:
+def _check_source_signature(record: dict[str, Any], sources: dict[str, list[str]], notes: list[str]) -> list[str]:
     where = f"{record.get('stream')} {record.get('key')} version {record.get('version')}"
     if not record.get("signature"):
         return []
@@ -336,11 +330,7 @@ def main(argv: Iterable[str] | None = None) -> int:
         for problem in problems:
             print(f"FAILED: {problem}")
         return 1
-    source = (
-        "given"
-        if args.public_key
-        else "embedded in the proof (compare its fingerprint with the one you trust)"
-    )
+    source = "given" if args.public_key else "embedded in the proof (compare its fingerprint with the one you trust)"
     print(
         f"verified {len(proof['events'])} events of {proof.get('stream', 'order')} {proof.get('key')} "
         f"against checkpoint tree_size {checkpoint['tree_size']} root {checkpoint['root_hash']}, "

@@ -147,9 +147,7 @@ def decode(body: bytes, type_name: str, writer_schema: dict[str, Any] | None = N
 
 def schema_files(type_name: str, directory: Path = SCHEMA_DIRECTORY) -> list[Path]:
     """Every version's file of one type, oldest first."""
-    return sorted(
-        directory.glob(f"{type_name}.v*.avsc"), key=lambda p: int(p.name.split(".v")[1].split(".")[0])
-    )
+    return sorted(directory.glob(f"{type_name}.v*.avsc"), key=lambda p: int(p.name.split(".v")[1].split(".")[0]))
 
 
 def check_schemas(directory: Path = SCHEMA_DIRECTORY) -> list[str]:

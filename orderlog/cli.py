@@ -20,14 +20,17 @@ from pathlib import Path
 from typing import IO
 
 import click
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from eventsourcing.persistence import PersistenceError
 
 from orderlog.application import OrderLog, StoreError
+from orderlog.audit import AuditError
 from orderlog.config import Config
 from orderlog.domain.envelope import InvalidEvent
 from orderlog.domain.instants import InstantError, format_instant, parse_instant
 from orderlog.domain.order import Order
 from orderlog.domain.stream import StreamAggregate
+from orderlog.privacy.erasure import ErasureError
 from orderlog.privacy.master_key import MasterKeyError
 from orderlog.publishing import (
     BATCH_LINES,
@@ -38,8 +41,17 @@ from orderlog.publishing import (
     input_lines,
     open_publisher,
 )
-from orderlog.signing import KeyFileError
-from orderlog.views import history_text, order_view, record_view, render_text
+from orderlog.signing import (
+    KeyFileError,
+    load_private_key,
+    parse_json_object,
+    public_pem,
+    read_public_key,
+    sign_envelope,
+    write_key_pair,
+)
+from orderlog.sources import SourceError, list_sources, register_source, revoke_source
+from orderlog.views import history_text, order_view, record_view, render_text, table_text
 from orderlog.workers import WorkerError
 
 EXPECTED_ERRORS: tuple[type[Exception], ...] = (
@@ -51,6 +63,9 @@ EXPECTED_ERRORS: tuple[type[Exception], ...] = (
     ConcurrentWriteError,
     PersistenceError,
     WorkerError,
+    AuditError,
+    SourceError,
+    ErasureError,
 )
 
 
@@ -125,9 +140,7 @@ def _time_option(_context: click.Context, parameter: click.Parameter, value: str
     show_default=True,
     help="lines per transaction",
 )
-def publish(
-    source: str, rejects: str | None, require_signatures: bool | None, workers: int, batch: int
-) -> None:
+def publish(source: str, rejects: str | None, require_signatures: bool | None, workers: int, batch: int) -> None:
     """Record upstream events, one JSON envelope per line (see README: the contract).
 
     Prints `accepted N, duplicates N, refused N, invalid N`; exits 0 when every line
@@ -153,9 +166,7 @@ def publish(
         sys.exit(2)
 
 
-def _publish_reports(
-    config: Config, path: Path, file: IO[bytes], workers: int, batch: int
-) -> Iterator[BatchReport]:
+def _publish_reports(config: Config, path: Path, file: IO[bytes], workers: int, batch: int) -> Iterator[BatchReport]:
     if workers == 1:
         _app, publisher = open_publisher(config, _announce, batch_lines=batch)
         lines = input_lines(file)
@@ -249,9 +260,7 @@ def show(order_id: str, as_of: str | None, known_at: str | None, version: int | 
 
 def _moment_filter(as_of: str | None, known_at: str | None) -> Callable[[StreamAggregate.Event], bool]:
     def keep(event: StreamAggregate.Event) -> bool:
-        return (as_of is None or event.occurred_at <= as_of) and (
-            known_at is None or event.recorded_at <= known_at
-        )
+        return (as_of is None or event.occurred_at <= as_of) and (known_at is None or event.recorded_at <= known_at)
 
     return keep
 
@@ -266,9 +275,7 @@ def _moment_words(as_of: str | None, known_at: str | None) -> str:
 
 @order.command("history")
 @click.argument("order_id")
-@click.option(
-    "--json", "as_json", is_flag=True, help="JSON instead of text (every stored field, with hashes)"
-)
+@click.option("--json", "as_json", is_flag=True, help="JSON instead of text (every stored field, with hashes)")
 def history(order_id: str, as_json: bool) -> None:
     """Every record of an order in order: what, when (event and record time), from whom."""
     config = _config()
@@ -327,6 +334,265 @@ def demo(orders: int, seed: int) -> None:
     from orderlog.demo import run_demo
 
     run_demo(_config(), orders, seed, click.echo, _announce)
+
+
+# ---------------------------------------------------------------- audit
+
+
+@cli.group()
+def audit() -> None:
+    """Tamper evidence: checkpoints, verification, proofs (see README: for auditors)."""
+
+
+def _signing_key(path: str | None) -> Ed25519PrivateKey:
+    chosen = Path(path) if path else _config().signing_key
+    if chosen is None:
+        raise AuditError(
+            "no signing key: set ORDERLOG_SIGNING_KEY to an Ed25519 PEM file or pass --signing-key "
+            "(`orderlog keys new-signing --out FILE` writes one)"
+        )
+    return load_private_key(chosen)
+
+
+def _public_key_text(public_key: str | None, signing_key: str | None) -> str | None:
+    """The log's public key: given, else derived from the instance's signing key, else None."""
+    if public_key:
+        return read_public_key(Path(public_key))
+    if signing_key or _config().signing_key:
+        return public_pem(_signing_key(signing_key)).decode()
+    return None
+
+
+SIGNING_KEY_OPTION = click.option(
+    "--signing-key",
+    type=click.Path(dir_okay=False),
+    metavar="FILE",
+    help="Ed25519 PEM key [env ORDERLOG_SIGNING_KEY]",
+)
+
+
+@audit.command("checkpoint")
+@click.option("--out", type=click.Path(dir_okay=False, writable=True), metavar="FILE", help="also write it here")
+@SIGNING_KEY_OPTION
+def audit_checkpoint(out: str | None, signing_key: str | None) -> None:
+    """Extend the log's Merkle tree to the end of the log and sign its root.
+
+    Prints the checkpoint (JSON); keep copies outside the system (mail, publish them).
+    """
+    from orderlog.audit.checkpoints import issue_checkpoint, write_checkpoint
+
+    key = _signing_key(signing_key)
+    checkpoint = issue_checkpoint(_config().open(), key)
+    click.echo(write_checkpoint(checkpoint, Path(out) if out else None), nl=False)
+
+
+@audit.command("verify")
+@click.option(
+    "--checkpoint",
+    "checkpoint_files",
+    type=click.Path(dir_okay=False),
+    multiple=True,
+    metavar="FILE",
+    help="a checkpoint to prove the log extends (repeatable)",
+)
+@click.option(
+    "--public-key",
+    type=click.Path(dir_okay=False),
+    metavar="FILE",
+    help="the log's public key for checkpoint signatures (default: from the signing key)",
+)
+@SIGNING_KEY_OPTION
+@click.option("--json", "as_json", is_flag=True)
+def audit_verify(
+    checkpoint_files: tuple[str, ...], public_key: str | None, signing_key: str | None, as_json: bool
+) -> None:
+    """Recompute every hash chain and the Merkle tree; name the first divergence.
+
+    Exits 0 when everything verifies, 1 otherwise.
+    """
+    from orderlog.audit.checkpoints import load_checkpoint, stored_checkpoints
+    from orderlog.audit.verification import verify_store
+
+    app = _config().open()
+    checkpoints = [(name, load_checkpoint(Path(name))) for name in checkpoint_files]
+    checkpoints += [(f"kept in the store #{c['tree_size']}", c) for c in stored_checkpoints(app)]
+    result = verify_store(app, checkpoints, _public_key_text(public_key, signing_key))
+    if as_json:
+        click.echo(json.dumps(result.as_dict(), indent=2))
+    else:
+        click.echo(result.headline())
+        for divergence in result.divergences[1:]:
+            click.echo(f"  also: {divergence}")
+        if result.divergence_count > len(result.divergences):
+            click.echo(f"  ... {result.divergence_count - len(result.divergences)} more divergences")
+        for check in result.checkpoints:
+            click.echo(str(check))
+    if not result.ok:
+        sys.exit(1)
+
+
+@audit.command("proof")
+@click.argument("order_id")
+@click.option("--checkpoint", "checkpoint_file", type=click.Path(dir_okay=False), required=True, metavar="FILE")
+@click.option("--out", type=click.Path(dir_okay=False, writable=True), metavar="FILE", help="default: stdout")
+@click.option(
+    "--public-key",
+    type=click.Path(dir_okay=False),
+    metavar="FILE",
+    help="the log's public key to embed (default: from the signing key)",
+)
+@SIGNING_KEY_OPTION
+def audit_proof(
+    order_id: str, checkpoint_file: str, out: str | None, public_key: str | None, signing_key: str | None
+) -> None:
+    """An order's records with inclusion proofs against a checkpoint, for offline checking:
+
+    python -m orderlog.audit_verify proof.json checkpoint.json --public-key log.pub.pem
+    """
+    from orderlog.audit.checkpoints import load_checkpoint
+    from orderlog.audit.proofs import order_proof
+
+    checkpoint = load_checkpoint(Path(checkpoint_file))
+    proof = order_proof(_config().open(), order_id, checkpoint, _public_key_text(public_key, signing_key) or "")
+    text = json.dumps(proof, indent=2, ensure_ascii=False) + "\n"
+    if out:
+        Path(out).write_text(text, encoding="utf-8")
+    else:
+        click.echo(text, nl=False)
+
+
+# ---------------------------------------------------------------- keys, customers, sources
+
+
+@cli.group()
+def keys() -> None:
+    """Make keys: the master key for personal data, Ed25519 keys for signing."""
+
+
+@keys.command("new-master")
+def keys_new_master() -> None:
+    """Print a new master key (32 random bytes, base64) for ORDERLOG_MASTER_KEY."""
+    from orderlog.privacy.master_key import new_master_key
+
+    click.echo(new_master_key())
+
+
+@keys.command("new-signing")
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False),
+    required=True,
+    metavar="FILE",
+    help="private key file (mode 600); its public key goes beside it as FILE.pub.pem",
+)
+def keys_new_signing(out: str) -> None:
+    """Write a new Ed25519 key pair (for checkpoints, or for an upstream source)."""
+    from orderlog.audit_verify import public_key_id
+
+    public_path = write_key_pair(Path(out))
+    click.echo(
+        f"wrote {out} (private, mode 600) and {public_path} (public, key id "
+        f"{public_key_id(public_path.read_text(encoding='ascii'))})"
+    )
+
+
+@cli.group()
+def customer() -> None:
+    """A customer's personal data."""
+
+
+@customer.command("forget")
+@click.argument("customer_id")
+@click.option("--by", required=True, help="who asks for the erasure (recorded)")
+@click.option("--reason", required=True, help="why (recorded), e.g. the request's reference")
+def customer_forget(customer_id: str, by: str, reason: str) -> None:
+    """Erase a customer's personal data for good by destroying their keys (crypto-shredding).
+
+    Their orders stay, with names, phones and address lines shown as [erased].
+    """
+    from orderlog.privacy.erasure import forget_customer
+
+    config = _config()
+    app = config.open()
+    destroyed = forget_customer(app, config.vault(app, writing=False, announce=_announce), customer_id, by, reason)
+    click.echo(f"customer {customer_id}: {destroyed} data key(s) destroyed; the erasure is recorded")
+
+
+@cli.group()
+def sources() -> None:
+    """Upstream sources: their public keys and the event types each may publish."""
+
+
+@sources.command("add")
+@click.argument("name")
+@click.option("--types", required=True, help="comma-separated event types this source may publish")
+@click.option("--public-key", type=click.Path(dir_okay=False), required=True, metavar="FILE")
+@click.option("--by", help="who registers it (recorded)")
+def sources_add(name: str, types: str, public_key: str, by: str | None) -> None:
+    """Register a source (a new key for a source needs the old one revoked first)."""
+    key = register_source(
+        _config().open(create=True),
+        name,
+        [t.strip() for t in types.split(",") if t.strip()],
+        read_public_key(Path(public_key)),
+        by,
+    )
+    click.echo(f"source {name}: key {key.key_id} may publish {', '.join(key.types)}")
+
+
+@sources.command("list")
+@click.option("--json", "as_json", is_flag=True)
+def sources_list(as_json: bool) -> None:
+    """Every registered source, with each key's state."""
+    rows = [
+        {
+            "source": source.name,
+            "key_id": key.key_id,
+            "types": ",".join(key.types),
+            "registered_at": key.registered_at,
+            "revoked_at": key.revoked_at,
+        }
+        for source in list_sources(_config().open())
+        for key in source.keys
+    ]
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+    elif rows:
+        click.echo(table_text(rows))
+    else:
+        click.echo("no sources registered")
+
+
+@sources.command("revoke")
+@click.argument("name")
+@click.option("--reason", default="", help="why (recorded)")
+@click.option("--by", help="who revokes it (recorded)")
+def sources_revoke(name: str, reason: str, by: str | None) -> None:
+    """Revoke a source's key: its events are rejected from now on; old signatures stay checkable."""
+    key = revoke_source(_config().open(), name, reason, by)
+    click.echo(f"source {name}: key {key.key_id} revoked")
+
+
+@cli.command()
+@click.option(
+    "--key",
+    type=click.Path(exists=True, dir_okay=False),
+    required=True,
+    metavar="FILE",
+    help="the source's Ed25519 private key (PEM)",
+)
+@click.argument("source", type=click.File("r", encoding="utf-8"), default="-", metavar="IN")
+def sign(key: str, source: IO[str]) -> None:
+    """Sign JSON lines (envelopes) with a source's key: signed lines on stdout."""
+    private_key = load_private_key(Path(key))
+    for number, line in enumerate(source, start=1):
+        if not line.strip():
+            continue
+        try:
+            envelope = parse_json_object(line)
+        except ValueError as error:
+            raise UserError(f"line {number}: not a JSON object ({error})") from None
+        click.echo(json.dumps(sign_envelope(private_key, envelope), ensure_ascii=False))
 
 
 # ---------------------------------------------------------------- schemas

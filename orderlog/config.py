@@ -83,7 +83,5 @@ class Config:
             )
         check = check_value(key)
         if (stored_check or app.database.set_meta_once(CHECK_NAME, check)) != check:
-            raise MasterKeyError(
-                f"the master key{origin} is not the one this store's data was encrypted with"
-            )
+            raise MasterKeyError(f"the master key{origin} is not the one this store's data was encrypted with")
         return Vault(app.database, key, origin)

@@ -96,10 +96,7 @@ class Tally:
 
     def __str__(self) -> str:
         c = self.counts
-        return (
-            f"accepted {c['accepted']}, duplicates {c['duplicate']}, "
-            f"refused {c['refused']}, invalid {c[INVALID]}"
-        )
+        return f"accepted {c['accepted']}, duplicates {c['duplicate']}, refused {c['refused']}, invalid {c[INVALID]}"
 
 
 def input_lines(file: IO[bytes]) -> Iterator[tuple[int, bytes, int]]:
@@ -149,8 +146,7 @@ class Publisher:
             except IntegrityError:
                 continue  # another writer moved one of our streams on: reload and redo
         raise ConcurrentWriteError(
-            f"lines {batch[0][0]}-{batch[-1][0]} met concurrent writes {SAVE_ATTEMPTS} times; "
-            "none of them was stored"
+            f"lines {batch[0][0]}-{batch[-1][0]} met concurrent writes {SAVE_ATTEMPTS} times; none of them was stored"
         )
 
     def _admit(self, line: int, text: str | bytes) -> Upstream | LineResult:

@@ -25,8 +25,7 @@ def source_keys(directory: Path, announce: Callable[[str], None]) -> dict[str, P
             write_key_pair(private)
         keys[source] = private
     manifest = {
-        source: {"public_key": str(public_key_path(keys[source])), "types": types}
-        for source, types in SOURCES.items()
+        source: {"public_key": str(public_key_path(keys[source])), "types": types} for source, types in SOURCES.items()
     }
     (directory / "sources.json").write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
     announce(f"signing keys of {len(keys)} simulated sources are in {directory} (see sources.json)")

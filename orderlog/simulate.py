@@ -105,8 +105,7 @@ class Simulator:
         self.orders = orders
         self.counter = 0
         self.skus = [
-            (f"SKU-{n:04d}", self.rng.choice([990, 1990, 2990, 4990, 8990, 12900, 29900, 59900]))
-            for n in range(1, 241)
+            (f"SKU-{n:04d}", self.rng.choice([990, 1990, 2990, 4990, 8990, 12900, 29900, 59900])) for n in range(1, 241)
         ]
         self.customers = [f"C-{seed}-{n:05d}" for n in range(max(50, orders // 3))]
         self.window = timedelta(days=max(1.0, orders / 400))
@@ -195,9 +194,7 @@ class Simulator:
             "country": "CN",
         }
 
-    def _lifecycle(
-        self, story: Story, placed: datetime, total: int, lines: list[dict[str, Any]], b2b: bool
-    ) -> None:
+    def _lifecycle(self, story: Story, placed: datetime, total: int, lines: list[dict[str, Any]], b2b: bool) -> None:
         rng = self.rng
         at = placed
         if b2b:
@@ -279,9 +276,7 @@ class Simulator:
             payment = {
                 "payment_id": f"P-{story.order_id}-{index}",
                 "amount": amount,
-                "method": rng.choice(
-                    ["alipay", "wechat-pay", "unionpay", "bank-transfer" if b2b else "card"]
-                ),
+                "method": rng.choice(["alipay", "wechat-pay", "unionpay", "bank-transfer" if b2b else "card"]),
             }
             story.events.append(self.event("PaymentCaptured", story.order_id, at, "payment-gateway", payment))
             if rng.random() < 0.006:  # the same payment taken twice (seeds/000)
@@ -390,9 +385,7 @@ class Simulator:
         for day in range(int(self.window.days) + 1):
             for sku, _price in self.rng.sample(self.skus, 20):
                 at = self.start + timedelta(days=day, hours=23, minutes=self.rng.randint(0, 59))
-                _, envelope = self.event(
-                    "StockCounted", "", at, "warehouse", {"on_hand": self.rng.randint(0, 500)}
-                )
+                _, envelope = self.event("StockCounted", "", at, "warehouse", {"on_hand": self.rng.randint(0, 500)})
                 del envelope["order_id"]
                 counts.append((at, {**envelope, "sku": sku}))
         return counts

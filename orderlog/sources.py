@@ -88,14 +88,11 @@ def _rejected(upstream: Upstream, reason: str) -> InvalidEvent:
 # ---------------------------------------------------------------- the registry
 
 
-def register_source(
-    app: OrderLog, name: str, types: list[str], public_key_pem: str, actor: str | None
-) -> SourceKey:
+def register_source(app: OrderLog, name: str, types: list[str], public_key_pem: str, actor: str | None) -> SourceKey:
     unknown = [t for t in types if t not in UPSTREAM_TYPES]
     if unknown or not types:
         raise SourceError(
-            f"unknown event type(s) {', '.join(unknown) or '(none given)'}; "
-            f"choose from {', '.join(UPSTREAM_TYPES)}"
+            f"unknown event type(s) {', '.join(unknown) or '(none given)'}; choose from {', '.join(UPSTREAM_TYPES)}"
         )
     existing = app.stream(Source, name)
     if existing is not None and existing.active_key is not None:

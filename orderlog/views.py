@@ -87,6 +87,11 @@ def render_text(view: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def table_text(rows: list[dict[str, Any]]) -> str:
+    """Rows of equal keys as an aligned table."""
+    return _table(rows)
+
+
 def _table(rows: list[dict[str, Any]]) -> str:
     columns = list(rows[0])
     cells = [[("-" if row[c] is None else str(row[c])) for c in columns] for row in rows]

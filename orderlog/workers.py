@@ -52,9 +52,7 @@ def publish_file_in_parallel(
     context = multiprocessing.get_context("spawn")
     outbox: Any = context.Queue()
     processes = [
-        context.Process(
-            target=_work, args=(Share(index, workers, str(path), batch_lines), config, outbox), daemon=True
-        )
+        context.Process(target=_work, args=(Share(index, workers, str(path), batch_lines), config, outbox), daemon=True)
         for index in range(workers)
     ]
     for process in processes:
@@ -99,9 +97,7 @@ class Share:
 def _work(share: Share, config: Config, outbox: Any) -> None:
     index = share.index
     try:
-        _app, publisher = open_publisher(
-            config, announce=lambda _message: None, batch_lines=share.batch_lines
-        )
+        _app, publisher = open_publisher(config, announce=lambda _message: None, batch_lines=share.batch_lines)
         with open(share.path, "rb") as file:
             mine = _partition(input_lines(file), index, share.partitions)
             while batch := list(islice(mine, share.batch_lines)):

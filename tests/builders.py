@@ -18,9 +18,7 @@ ADDRESS = {
 }
 
 
-def envelope(
-    kind: str, order_id: str = "SO-1", at: str = "2026-03-01T10:00:00Z", **fields: Any
-) -> dict[str, Any]:
+def envelope(kind: str, order_id: str = "SO-1", at: str = "2026-03-01T10:00:00Z", **fields: Any) -> dict[str, Any]:
     data = fields.pop("data", {})
     return {
         "event_id": fields.pop("event_id", f"evt-{next(_ids)}"),
@@ -68,9 +66,7 @@ def confirmed(order_id: str = "SO-1", **fields: Any) -> dict[str, Any]:
     return envelope("OrderConfirmed", order_id, data={"confirmed_by": "sales-ops"}, **fields)
 
 
-def paid(
-    order_id: str = "SO-1", amount: int = 1000, payment_id: str = "P-1", **fields: Any
-) -> dict[str, Any]:
+def paid(order_id: str = "SO-1", amount: int = 1000, payment_id: str = "P-1", **fields: Any) -> dict[str, Any]:
     return envelope(
         "PaymentCaptured",
         order_id,
@@ -80,9 +76,7 @@ def paid(
 
 
 def payment_failed(order_id: str = "SO-1", payment_id: str = "P-F", **fields: Any) -> dict[str, Any]:
-    return envelope(
-        "PaymentFailed", order_id, data={"payment_id": payment_id, "reason": "declined"}, **fields
-    )
+    return envelope("PaymentFailed", order_id, data={"payment_id": payment_id, "reason": "declined"}, **fields)
 
 
 def dispatched(
@@ -129,9 +123,7 @@ def cancelled(
     )
 
 
-def refunded(
-    order_id: str = "SO-1", amount: int = 1000, refund_id: str = "R-1", **fields: Any
-) -> dict[str, Any]:
+def refunded(order_id: str = "SO-1", amount: int = 1000, refund_id: str = "R-1", **fields: Any) -> dict[str, Any]:
     return envelope(
         "RefundIssued",
         order_id,
@@ -140,12 +132,8 @@ def refunded(
     )
 
 
-def address_corrected(
-    order_id: str = "SO-1", address: dict[str, str] | None = None, **fields: Any
-) -> dict[str, Any]:
-    return envelope(
-        "AddressCorrected", order_id, data={"shipping_address": address or dict(ADDRESS)}, **fields
-    )
+def address_corrected(order_id: str = "SO-1", address: dict[str, str] | None = None, **fields: Any) -> dict[str, Any]:
+    return envelope("AddressCorrected", order_id, data={"shipping_address": address or dict(ADDRESS)}, **fields)
 
 
 def stock_counted(sku: str = "SKU-A", on_hand: int = 10, **fields: Any) -> dict[str, Any]:

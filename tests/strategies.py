@@ -17,9 +17,7 @@ from pydantic import BaseModel
 from orderlog.domain.contract import EVENT_TYPES, MAX_SAFE_INTEGER
 
 TEXT = st.text(st.characters(blacklist_categories=("Cs",)), max_size=20)
-PRINTABLE = st.text(
-    st.characters(blacklist_categories=("Cs", "Cc", "Zs", "Zl", "Zp")), min_size=1, max_size=20
-)
+PRINTABLE = st.text(st.characters(blacklist_categories=("Cs", "Cc", "Zs", "Zl", "Zp")), min_size=1, max_size=20)
 INSTANTS = st.datetimes(min_value=datetime(2000, 1, 1), max_value=datetime(2100, 1, 1)).map(
     lambda d: d.strftime("%Y-%m-%dT%H:%M:%S.") + f"{d.microsecond // 1000:03d}Z"
 )
@@ -82,9 +80,7 @@ def _string(metadata: list[Any]) -> st.SearchStrategy[str]:
 
 
 def model_data(model: type[BaseModel]) -> st.SearchStrategy[dict[str, Any]]:
-    fields = {
-        name: for_annotation(field.annotation, field.metadata) for name, field in model.model_fields.items()
-    }
+    fields = {name: for_annotation(field.annotation, field.metadata) for name, field in model.model_fields.items()}
     strategy = st.fixed_dictionaries(fields)
     if model.__name__ == "OrderCancelled":
         strategy = strategy.filter(lambda d: d["reason_code"] != "OTHER" or d["note"].strip())

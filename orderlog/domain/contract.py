@@ -119,9 +119,7 @@ def _unique_skus(lines: list[Any]) -> list[Any]:
 
 
 OrderLines = Annotated[list[OrderLine], Field(min_length=1, max_length=1000), AfterValidator(_unique_skus)]
-ShippedLines = Annotated[
-    list[ShippedLine], Field(min_length=1, max_length=1000), AfterValidator(_unique_skus)
-]
+ShippedLines = Annotated[list[ShippedLine], Field(min_length=1, max_length=1000), AfterValidator(_unique_skus)]
 
 
 # ---------------------------------------------------------------- event data

@@ -18,6 +18,4 @@ class Customer(StreamAggregate):
         self.erasures: list[dict[str, str]] = []
 
     def on_CustomerErased(self, event: Customer.Event) -> None:
-        self.erasures.append(
-            {"at": event.occurred_at, "by": event.actor or "", "reason": event.data["reason"]}
-        )
+        self.erasures.append({"at": event.occurred_at, "by": event.actor or "", "reason": event.data["reason"]})

@@ -194,9 +194,7 @@ class Order(StreamAggregate):
         self.discount = data["discount"]
         self.requires_confirmation = data["requires_confirmation"]
         self.shipping_address = data["shipping_address"]
-        self.lines = {
-            line["sku"]: Line(line["sku"], line["qty"], line["unit_price"]) for line in data["lines"]
-        }
+        self.lines = {line["sku"]: Line(line["sku"], line["qty"], line["unit_price"]) for line in data["lines"]}
 
     def on_OrderConfirmed(self, event: Order.Event) -> None:
         self.confirmed = True

@@ -56,9 +56,7 @@ class Vault:
         return {
             "city": address["city"],
             "country": address["country"],
-            "encrypted": self.seal_text(
-                customer_id, json.dumps(personal, sort_keys=True, ensure_ascii=False)
-            ),
+            "encrypted": self.seal_text(customer_id, json.dumps(personal, sort_keys=True, ensure_ascii=False)),
             "valid": not problems,
             "problems": problems,
         }
@@ -168,8 +166,7 @@ class Vault:
         with self._database.transaction() as cursor:
             cursor.executemany(
                 self._database.sql(
-                    "INSERT INTO {customer_keys} (key_id, customer_id, wrapped, created_at) "
-                    "VALUES (?, ?, ?, ?)"
+                    "INSERT INTO {customer_keys} (key_id, customer_id, wrapped, created_at) VALUES (?, ?, ?, ?)"
                 ),
                 rows,
             )
@@ -189,9 +186,7 @@ class Vault:
     @staticmethod
     def _unwrap(master: AESGCM, customer_id: str, key_id: str, wrapped: bytes) -> bytes:
         try:
-            return master.decrypt(
-                wrapped[:NONCE_BYTES], wrapped[NONCE_BYTES:], f"{customer_id}/{key_id}".encode()
-            )
+            return master.decrypt(wrapped[:NONCE_BYTES], wrapped[NONCE_BYTES:], f"{customer_id}/{key_id}".encode())
         except InvalidTag:
             raise MasterKeyError(f"data key {key_id} does not open with this master key") from None
 

@@ -87,9 +87,7 @@ def parse_store_url(url: str) -> StoreLocation:
 def _postgres_location(text: str, parts) -> StoreLocation:  # type: ignore[no-untyped-def]
     dbname = unquote(parts.path.lstrip("/"))
     if not dbname:
-        raise StoreError(
-            f"PostgreSQL store URL {text!r} names no database: postgresql://user@host:5432/DBNAME"
-        )
+        raise StoreError(f"PostgreSQL store URL {text!r} names no database: postgresql://user@host:5432/DBNAME")
     schema = parse_qs(parts.query).get("schema", ["public"])[0]
     if not schema or not set(schema) <= IDENTIFIER_CHARS or schema[0].isdigit():
         raise StoreError(f"schema {schema!r} in {text!r}: use lower-case letters, digits and _")

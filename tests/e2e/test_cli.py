@@ -76,9 +76,7 @@ def history_file(tmp_path: Path) -> Path:
     )
 
 
-def test_publish_prints_the_counts_and_exits_0_when_all_is_accepted(
-    tmp_path: Path, history_file: Path
-) -> None:
+def test_publish_prints_the_counts_and_exits_0_when_all_is_accepted(tmp_path: Path, history_file: Path) -> None:
     result = orderlog("publish", str(history_file), cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "accepted 4, duplicates 0, refused 0, invalid 0"
@@ -118,14 +116,9 @@ def test_publish_reads_standard_input_and_writes_rejects_to_stderr_by_default(tm
 
 def test_publish_with_workers_gives_the_same_outcomes(tmp_path: Path) -> None:
     traffic = tmp_path / "traffic.jsonl"
-    assert (
-        orderlog("simulate", "--orders", "300", "--seed", "5", "--out", str(traffic), cwd=tmp_path).returncode
-        == 0
-    )
+    assert orderlog("simulate", "--orders", "300", "--seed", "5", "--out", str(traffic), cwd=tmp_path).returncode == 0
     one = orderlog("--store", "one.db", "publish", str(traffic), "--rejects", "r1", cwd=tmp_path)
-    two = orderlog(
-        "--store", "two.db", "publish", str(traffic), "--workers", "2", "--rejects", "r2", cwd=tmp_path
-    )
+    two = orderlog("--store", "two.db", "publish", str(traffic), "--workers", "2", "--rejects", "r2", cwd=tmp_path)
     assert one.stdout == two.stdout and one.returncode == two.returncode == 2
     lines = lambda name: sorted((tmp_path / name).read_text().splitlines())  # noqa: E731
     assert lines("r1") == lines("r2")
@@ -141,9 +134,7 @@ def test_order_show_json_has_the_documented_shape(tmp_path: Path, history_file: 
         1000,
         4,
     )
-    assert shown["lines"] == [
-        {"sku": "SKU-A", "qty": 2, "unit_price": 500, "shipped_qty": 2, "delivered_qty": 0}
-    ]
+    assert shown["lines"] == [{"sku": "SKU-A", "qty": 2, "unit_price": 500, "shipped_qty": 2, "delivered_qty": 0}]
     assert shown["submitted_at"] == "2026-03-01T10:00:00.000Z"
     assert shown["shipping_address"]["phone"] == b.ADDRESS["phone"]
     text = orderlog("order", "show", "SO-1", cwd=tmp_path).stdout
@@ -173,9 +164,7 @@ def test_known_at_is_record_time(tmp_path: Path, history_file: Path) -> None:
     before = orderlog("order", "show", "SO-1", "--known-at", "2026-01-01T00:00:00Z", cwd=tmp_path)
     assert_one_line_error(before, "had not been submitted by 2026-01-01T00:00:00.000Z (record time)")
     known = json.loads(
-        orderlog(
-            "order", "show", "SO-1", "--json", "--known-at", history[-1]["recorded_at"], cwd=tmp_path
-        ).stdout
+        orderlog("order", "show", "SO-1", "--json", "--known-at", history[-1]["recorded_at"], cwd=tmp_path).stdout
     )
     assert known["version"] == 4
 
@@ -194,9 +183,7 @@ def test_order_history_shows_every_record_with_both_times_source_actor_and_hashe
         "test-source",
         "web-user-7",
     )
-    assert (
-        first["recorded_at"].endswith("Z") and first["data"]["shipping_address"]["name"] == b.ADDRESS["name"]
-    )
+    assert first["recorded_at"].endswith("Z") and first["data"]["shipping_address"]["name"] == b.ADDRESS["name"]
     assert history[1]["prev_hash"] == first["hash"]
     text = orderlog("order", "history", "SO-1", cwd=tmp_path).stdout
     assert text.splitlines()[0].split()[:4] == ["version", "type", "event_id", "occurred_at"]

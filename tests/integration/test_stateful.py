@@ -200,9 +200,7 @@ class OrderTraffic(RuleBasedStateMachine):
         state = self.reader.stream(Order, order)
         assert state is not None
         if state.total > state.paid_amount:
-            self.send(
-                b.paid(order, amount=state.total - state.paid_amount, payment_id="P-rest", at=self.tick())
-            )
+            self.send(b.paid(order, amount=state.total - state.paid_amount, payment_id="P-rest", at=self.tick()))
 
     @rule(order=orders)
     def refund_everything(self, order: str) -> None:

@@ -55,9 +55,7 @@ def test_publishing_the_same_input_twice_records_nothing_twice(config: Config, t
     second = _publish_all(config, lines)
     assert first.count("accepted") > 0
     assert second.count("accepted") == 0
-    assert second.count("duplicate") == first.count("accepted") + first.count("duplicate") + first.count(
-        "refused"
-    )
+    assert second.count("duplicate") == first.count("accepted") + first.count("duplicate") + first.count("refused")
     assert sum(reopen(config).database.count_by_topic().values()) == stored
 
 
@@ -69,9 +67,7 @@ def _publish_all(config: Config, lines: list[str]) -> list[str]:
         app.close()
 
 
-def test_an_event_for_an_order_never_submitted_is_invalid_and_stores_nothing(
-    publish: Publish, config: Config
-) -> None:
+def test_an_event_for_an_order_never_submitted_is_invalid_and_stores_nothing(publish: Publish, config: Config) -> None:
     (result,) = publish(b.paid(order_id="SO-404"))
     assert result.outcome == "invalid"
     assert result.reason == "order SO-404 does not exist: no OrderSubmitted has been recorded for it"
@@ -129,17 +125,13 @@ def test_an_order_as_it_stood_at_each_version_and_moment(config: Config, publish
         Status.PENDING_SHIPMENT,
         1005,
     )  # the late payment happened by then
-    known = app.stream(
-        Order, "SO-1", keep=lambda e: e.recorded_at <= app.records(Order, "SO-1")[2].recorded_at
-    )
+    known = app.stream(Order, "SO-1", keep=lambda e: e.recorded_at <= app.records(Order, "SO-1")[2].recorded_at)
     assert known is not None and known.paid_amount in (1000, 1005)  # same millisecond may hold version 4
     before = app.stream(Order, "SO-1", keep=lambda e: e.occurred_at < "2026-03-01T10:00:00.000Z")
     assert before is None
 
 
-def test_personal_data_is_never_stored_in_plain_text(
-    config: Config, publish: Publish, tmp_path: Path
-) -> None:
+def test_personal_data_is_never_stored_in_plain_text(config: Config, publish: Publish, tmp_path: Path) -> None:
     secret = {**b.ADDRESS, "name": "Ouyang Xiuying", "phone": "13912345678", "line1": "7 Secret Lane"}
     publish(b.submitted(address=secret), b.address_corrected(address={**secret, "postal_code": "200031"}))
     app = reopen(config)
@@ -173,9 +165,7 @@ def _raw_store_bytes(app: OrderLog, config: Config) -> bytes:
     ) as connection:
         tables = [
             row[0]
-            for row in connection.execute(
-                "SELECT tablename FROM pg_tables WHERE schemaname = %s", (location.schema,)
-            )
+            for row in connection.execute("SELECT tablename FROM pg_tables WHERE schemaname = %s", (location.schema,))
         ]
         assert tables
         connection.execute("CHECKPOINT")

@@ -26,9 +26,7 @@ def test_every_event_type_has_one_current_schema_file() -> None:
 def test_money_is_long_and_times_are_timestamp_millis() -> None:
     schema = avro.schema_for(EVENT_TYPES["PaymentCaptured"])
     fields = {f["name"]: f["type"] for f in schema["fields"]}
-    assert (
-        fields["occurred_at"] == fields["recorded_at"] == {"type": "long", "logicalType": "timestamp-millis"}
-    )
+    assert fields["occurred_at"] == fields["recorded_at"] == {"type": "long", "logicalType": "timestamp-millis"}
     data = {f["name"]: f["type"] for f in fields["data"]["fields"]}
     assert data["amount"] == "long"
 

@@ -70,9 +70,7 @@ def test_submitting_an_order_again_under_a_new_event_id_is_refused() -> None:
         ([1000, 1000], Status.PENDING_SHIPMENT, FinancialStatus.PAID),
     ],
 )
-def test_payments_add_up_towards_the_total(
-    payments: list[int], status: Status, financial: FinancialStatus
-) -> None:
+def test_payments_add_up_towards_the_total(payments: list[int], status: Status, financial: FinancialStatus) -> None:
     order, _ = run(b.submitted(), *[b.paid(amount=a, payment_id=f"P-{i}") for i, a in enumerate(payments)])
     assert order.paid_amount == sum(payments)
     assert (order.status, order.financial_status) == (status, financial)
@@ -186,9 +184,7 @@ def test_completing_twice_is_refused() -> None:
     ids=["pending payment", "partially paid", "pending shipment"],
 )
 def test_cancellation_is_allowed_up_to_pending_shipment(before: list[dict[str, Any]]) -> None:
-    order, decisions = run(
-        b.submitted(), *before, b.cancelled(reason_code="OUT_OF_STOCK", initiated_by="merchant")
-    )
+    order, decisions = run(b.submitted(), *before, b.cancelled(reason_code="OUT_OF_STOCK", initiated_by="merchant"))
     assert decisions[-1].outcome is Outcome.ACCEPTED
     assert order.status is Status.CANCELLED
     assert order.cancellation == {

@@ -1,0 +1,126 @@
+"""The persisted Merkle tree over the log: its leaves (one per stored record, in store
+order) and every complete subtree's hash, so that a checkpoint only adds what is new and
+a proof reads a few dozen nodes instead of rebuilding the tree."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from orderlog.audit.merkle import (
+    Coordinate,
+    Frontier,
+    NodeSource,
+    consistency_proof,
+    frontier_coordinates,
+    inclusion_path,
+    needed_nodes,
+    range_hash,
+)
+from orderlog.audit_verify import leaf_hash
+from orderlog.store.database import Database
+
+Leaf = tuple[int, str, str, int, str]
+"""(store position, stream, stream key, version, record hash) of one leaf."""
+
+
+class PersistedTree:
+    def __init__(self, database: Database):
+        self._database = database
+
+    def size(self) -> int:
+        with self._database.transaction(commit=False) as cursor:
+            row = cursor.execute(self._database.sql("SELECT MAX(leaf_index) FROM {merkle_leaves}")).fetchone()
+        return 0 if row is None or row[0] is None else int(row[0]) + 1
+
+    def last_position(self) -> int:
+        with self._database.transaction(commit=False) as cursor:
+            row = cursor.execute(
+                self._database.sql("SELECT notification_id FROM {merkle_leaves} ORDER BY leaf_index DESC LIMIT 1")
+            ).fetchone()
+        return 0 if row is None else int(row[0])
+
+    def append(self, leaves: list[Leaf]) -> int:
+        """Adds leaves after the current ones, with every subtree they complete, in one
+        transaction; returns the new size."""
+        size = self.size()
+        coordinates = frontier_coordinates(size)
+        stored = self.nodes(coordinates)
+        frontier = Frontier(size, [(level, index, stored[(level, index)]) for level, index in coordinates])
+        made = frontier.extend(leaf_hash(leaf[4]) for leaf in leaves)
+        rows = [(size + offset, *leaf) for offset, leaf in enumerate(leaves)]
+        with self._database.transaction() as cursor:
+            cursor.executemany(
+                self._database.sql(
+                    "INSERT INTO {merkle_leaves} (leaf_index, notification_id, stream, stream_key, version, "
+                    "record_hash) VALUES (?, ?, ?, ?, ?, ?)"
+                ),
+                rows,
+            )
+            cursor.executemany(
+                self._database.sql("INSERT INTO {merkle_nodes} (level, idx, hash) VALUES (?, ?, ?)"), made
+            )
+        return frontier.size
+
+    # ------------------------------------------------------------ reading nodes
+
+    def nodes(self, coordinates: Iterable[Coordinate]) -> dict[Coordinate, bytes]:
+        wanted = sorted(set(coordinates))
+        found: dict[Coordinate, bytes] = {}
+        for start in range(0, len(wanted), 400):
+            chunk = wanted[start : start + 400]
+            marks = ",".join("(?, ?)" for _ in chunk)
+            params = [value for coordinate in chunk for value in coordinate]
+            with self._database.transaction(commit=False) as cursor:
+                rows = cursor.execute(
+                    self._database.sql(
+                        f"SELECT level, idx, hash FROM {{merkle_nodes}} WHERE (level, idx) IN (VALUES {marks})"
+                    ),
+                    params,
+                ).fetchall()
+            found.update({(int(level), int(index)): bytes(digest) for level, index, digest in rows})
+        missing = [c for c in wanted if c not in found]
+        if missing:
+            raise LookupError(f"the persisted tree lacks node {missing[0]}: run `orderlog audit verify`")
+        return found
+
+    def compute(self, algorithm: Callable[[NodeSource], Any]) -> Any:
+        """Runs a tree algorithm on stored nodes, fetched in one pass."""
+        nodes = self.nodes(needed_nodes(algorithm))
+        return algorithm(nodes.__getitem__)
+
+    def root(self, size: int) -> bytes:
+        return self.compute(lambda node: range_hash(0, size, node))  # type: ignore[no-any-return]
+
+    def inclusion(self, leaf_index: int, tree_size: int) -> list[bytes]:
+        return self.compute(lambda node: inclusion_path(leaf_index, tree_size, node))  # type: ignore[no-any-return]
+
+    def consistency(self, first_size: int, second_size: int) -> list[bytes]:
+        return self.compute(lambda node: consistency_proof(first_size, second_size, node))  # type: ignore[no-any-return]
+
+    # ------------------------------------------------------------ reading leaves
+
+    def leaves(self, start: int, limit: int) -> list[tuple[int, Leaf]]:
+        with self._database.transaction(commit=False) as cursor:
+            rows = cursor.execute(
+                self._database.sql(
+                    "SELECT leaf_index, notification_id, stream, stream_key, version, record_hash "
+                    "FROM {merkle_leaves} WHERE leaf_index >= ? ORDER BY leaf_index LIMIT ?"
+                ),
+                (start, limit),
+            ).fetchall()
+        return [(int(i), (int(p), s, k, int(v), h)) for i, p, s, k, v, h in rows]
+
+    def leaf_indices(self, positions: list[int]) -> dict[int, int]:
+        """Store position -> leaf index, for positions the tree holds."""
+        if not positions:
+            return {}
+        marks = ",".join("?" * len(positions))
+        with self._database.transaction(commit=False) as cursor:
+            rows = cursor.execute(
+                self._database.sql(
+                    f"SELECT notification_id, leaf_index FROM {{merkle_leaves}} WHERE notification_id IN ({marks})"
+                ),
+                positions,
+            ).fetchall()
+        return {int(position): int(index) for position, index in rows}
