@@ -85,8 +85,10 @@ class Verification:
     def headline(self) -> str:
         if self.ok:
             return f"verified {self.events} events in {self.orders} orders, root {self.root}"
-        first = str(self.divergences[0]) if self.divergences else next(str(c) for c in self.checkpoints if c.problems)
-        return f"FAILED: {first}"
+        if self.divergences:
+            return f"FAILED: {self.divergences[0]}"
+        failed = next(c for c in self.checkpoints if c.problems)
+        return f"FAILED: the log does not extend checkpoint {failed.origin} (details below)"
 
     def as_dict(self) -> dict[str, Any]:
         return {**asdict(self), "ok": self.ok, "headline": self.headline()}
@@ -157,11 +159,13 @@ def _persisted_leaves(tree: PersistedTree) -> Iterator[tuple[int, Leaf]]:
         start = page[-1][0] + 1
 
 
-def _differs_from_tree(leaf: Leaf) -> str:
+def _differs_from_tree(leaf: Leaf, position_now: int) -> str:
     position, stream, key, version, _hash = leaf
+    if position == position_now:
+        return "its hash differs from the one the Merkle tree recorded at checkpoint time: altered since"
     return (
-        f"differs from the tree built at checkpoint time, which holds {stream} {key} version {version} "
-        f"(store position {position}) here: a record was altered, removed or inserted since"
+        f"the Merkle tree recorded {stream} {key} version {version} (store position {position}) at this place "
+        "in the log: records were removed, inserted or moved since"
     )
 
 

@@ -121,14 +121,21 @@ class Vault:
     # ------------------------------------------------------------ keys
 
     def ensure_keys(self, customer_ids: set[str]) -> None:
-        """Loads or creates the data keys of many customers at once (one read, one write)."""
-        missing = sorted(c for c in customer_ids if c not in self._newest_key)
-        if not missing:
+        """Loads or creates the data keys of many customers at once (one read, one write).
+
+        Always reads the key table, even for customers whose key this vault already holds:
+        another process may have erased a customer since, and a long-running writer must
+        never seal a returning customer's new data under a destroyed key.
+        """
+        wanted = sorted(customer_ids)
+        if not wanted:
             return
         master = self._require_master()
         database = self._database
-        for start in range(0, len(missing), 500):
-            chunk = missing[start : start + 500]
+        for customer_id in wanted:
+            self._newest_key.pop(customer_id, None)
+        for start in range(0, len(wanted), 500):
+            chunk = wanted[start : start + 500]
             with database.transaction(commit=False) as cursor:
                 rows = cursor.execute(
                     database.sql(
@@ -138,10 +145,10 @@ class Vault:
                     chunk,
                 ).fetchall()
             for customer_id, key_id, wrapped in rows:  # the newest key of each customer wins
-                key = AESGCM(self._unwrap(master, customer_id, key_id, wrapped))
+                key = self._keys_by_id.get(key_id) or AESGCM(self._unwrap(master, customer_id, key_id, wrapped))
                 self._newest_key[customer_id] = (key_id, key)
                 self._keys_by_id[key_id] = key
-        self._create_keys([c for c in missing if c not in self._newest_key], master)
+        self._create_keys([c for c in wanted if c not in self._newest_key], master)
 
     def _key_for(self, customer_id: str) -> tuple[str, AESGCM]:
         if customer_id not in self._newest_key:
