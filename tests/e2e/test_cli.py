@@ -150,7 +150,7 @@ def test_order_show_json_has_the_documented_shape(tmp_path: Path, history_file: 
         (["--as-of", "2026-03-10T00:00:00Z", "--version", "1"], "PENDING_PAYMENT", 0, 1),
     ],
 )
-def test_order_show_as_it_stood(  # noqa: PLR0917 - pytest passes parameters positionally
+def test_order_show_as_it_stood(
     tmp_path: Path, history_file: Path, options: list[str], status: str, paid: int, version: int
 ) -> None:
     orderlog("publish", str(history_file), cwd=tmp_path)

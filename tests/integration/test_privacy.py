@@ -111,7 +111,7 @@ def test_forgetting_twice_or_a_stranger_is_refused_with_a_reason(config: Config)
     app = reopen(config)
     vault = config.vault(app, writing=False, announce=print)
     forget_customer(app, vault, "C-1", by="dpo", reason="request")
-    with pytest.raises(ErasureError, match="already erased at .* by dpo"):
+    with pytest.raises(ErasureError, match=r"already erased at .* by dpo"):
         forget_customer(app, vault, "C-1", by="dpo", reason="again")
     with pytest.raises(ErasureError, match="customer C-9 is not known"):
         forget_customer(app, vault, "C-9", by="dpo", reason="request")
