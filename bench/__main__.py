@@ -6,7 +6,7 @@ import argparse
 import shutil
 from pathlib import Path
 
-from bench import write_side
+from bench import trust, write_side
 from bench.common import Report, machine
 
 
@@ -17,7 +17,8 @@ def main() -> None:
     args = parser.parse_args()
     print(f"orderlog benchmarks on {machine()}", flush=True)
     report = Report()
-    write_side.run(report, args.work, args.runs)
+    big = write_side.run(report, args.work, args.runs)
+    trust.run(report, args.work, args.runs, big)
     print(f"\nsaved {report.save()}")
     shutil.rmtree(args.work, ignore_errors=True)
 

@@ -73,7 +73,7 @@ def write_traffic(path: Path, orders: int, seed: int) -> int:
     return len(lines)
 
 
-def run(report: Report, work: Path, runs: int) -> None:
+def run(report: Report, work: Path, runs: int) -> tuple[Config, list[str]]:
     traffic = work / "traffic.jsonl"
     line_count = write_traffic(traffic, PUBLISH_ORDERS, seed=42)
     ceiling, ceiling_runs = median_of(runs, lambda: library_ceiling(work / "ceiling"))
@@ -104,7 +104,7 @@ def run(report: Report, work: Path, runs: int) -> None:
                 runs=events,
             )
         )
-    as_of_latency(report, work)
+    return as_of_latency(report, work)
 
 
 def big_store(work: Path, events: int = BIG_STORE_EVENTS) -> tuple[Config, list[str]]:
@@ -131,7 +131,7 @@ def big_store(work: Path, events: int = BIG_STORE_EVENTS) -> tuple[Config, list[
     return config, order_ids
 
 
-def as_of_latency(report: Report, work: Path) -> None:
+def as_of_latency(report: Report, work: Path) -> tuple[Config, list[str]]:
     config, order_ids = big_store(work)
     app = config.open()
     vault = config.vault(app, writing=False, announce=lambda _m: None)
@@ -157,3 +157,4 @@ def as_of_latency(report: Report, work: Path) -> None:
         )
     )
     app.close()
+    return config, order_ids

@@ -218,9 +218,11 @@ def checkpoint_payload(checkpoint: dict[str, Any]) -> bytes:
     return canonical_json({k: checkpoint[k] for k in ("tree_size", "root_hash", "issued_at", "key_id")})
 
 
-def envelope_payload(envelope: dict[str, Any]) -> bytes:
-    """The bytes an upstream source signs: its envelope without `signature`, canonical."""
-    return canonical_json({k: v for k, v in envelope.items() if k != "signature"})
+def envelope_payload(envelope: dict[str, Any], *, checked: bool = True) -> bytes:
+    """The bytes an upstream source signs: its envelope without `signature`, canonical.
+    `checked=False` skips the subset check, for envelopes that passed strict validation."""
+    unsigned = {k: v for k, v in envelope.items() if k != "signature"}
+    return canonical_json(unsigned) if checked else canonical_json_unchecked(unsigned)
 
 
 def _as_bytes(text: str | bytes) -> bytes:

@@ -29,7 +29,7 @@ from orderlog.domain.envelope import InvalidEvent, Upstream, read_envelope
 from orderlog.domain.stream import ACCEPTED, DUPLICATE, StreamAggregate
 from orderlog.domain.streams import STREAMS
 from orderlog.privacy.vault import Vault
-from orderlog.sources import SourceGate
+from orderlog.sources import Admission, SourceGate
 
 INVALID = "invalid"
 BATCH_LINES = 2000
@@ -110,6 +110,27 @@ def input_lines(file: IO[bytes]) -> Iterator[tuple[int, bytes, int]]:
             yield number, stripped, position
 
 
+@dataclass
+class _Admitted:
+    """A batch read and under admission: its lines' verdicts, in input order, on demand."""
+
+    batch: list[tuple[int, str | bytes]]
+    unreadable: list[tuple[int, LineResult]]
+    readable_lines: list[int]
+    admission: Admission
+
+    def items(self) -> list[tuple[int, Upstream | LineResult]]:
+        items: list[tuple[int, Upstream | LineResult]] = list(self.unreadable)
+        for line, verdict in zip(self.readable_lines, self.admission.verdicts(), strict=True):
+            items.append(
+                (line, LineResult(line, INVALID, verdict.event_id, verdict.key, verdict.reason))
+                if isinstance(verdict, InvalidEvent)
+                else (line, verdict)
+            )
+        items.sort(key=lambda item: item[0])
+        return items
+
+
 class ConcurrentWriteError(Exception):
     """Other writers kept changing the same orders; the batch was not stored."""
 
@@ -132,28 +153,48 @@ class Publisher:
         self._cache: OrderedDict[UUID, StreamAggregate] = OrderedDict()
 
     def publish(self, lines: Iterable[tuple[int, str | bytes]]) -> Iterator[list[LineResult]]:
-        """Results batch by batch, each yielded once its batch is stored."""
+        """Results batch by batch, each yielded once its batch is stored.
+
+        One batch ahead is read and its signatures checked on other threads while the
+        batch before it is applied and stored.
+        """
         iterator = iter(lines)
+        waiting: _Admitted | None = None
         while batch := list(islice(iterator, self._batch_lines)):
-            yield self.publish_batch(batch)
+            admitted = self._admit(batch)
+            if waiting is not None:
+                yield self._store(waiting)
+            waiting = admitted
+        if waiting is not None:
+            yield self._store(waiting)
 
     def publish_batch(self, batch: list[tuple[int, str | bytes]]) -> list[LineResult]:
+        return self._store(self._admit(batch))
+
+    def _admit(self, batch: list[tuple[int, str | bytes]]) -> _Admitted:
+        """Validates every line and starts admitting the readable ones (signatures, sources)."""
         self._gate.refresh()
-        admitted = [(line, self._admit(line, text)) for line, text in batch]
+        unreadable: list[tuple[int, LineResult]] = []
+        readable: list[tuple[int, Upstream, str | bytes]] = []
+        for line, text in batch:
+            try:
+                readable.append((line, read_envelope(text), text))
+            except InvalidEvent as error:
+                unreadable.append((line, LineResult(line, INVALID, error.event_id, error.key, error.reason)))
+        admission = self._gate.admit_batch([(upstream, text) for _, upstream, text in readable])
+        return _Admitted(batch, unreadable, [line for line, _, _ in readable], admission)
+
+    def _store(self, admitted: _Admitted) -> list[LineResult]:
+        items = admitted.items()
         for _attempt in range(SAVE_ATTEMPTS):
             try:
-                return self._apply_and_save(admitted)
+                return self._apply_and_save(items)
             except IntegrityError:
                 continue  # another writer moved one of our streams on: reload and redo
+        first, last = admitted.batch[0][0], admitted.batch[-1][0]
         raise ConcurrentWriteError(
-            f"lines {batch[0][0]}-{batch[-1][0]} met concurrent writes {SAVE_ATTEMPTS} times; none of them was stored"
+            f"lines {first}-{last} met concurrent writes {SAVE_ATTEMPTS} times; none of them was stored"
         )
-
-    def _admit(self, line: int, text: str | bytes) -> Upstream | LineResult:
-        try:
-            return self._gate.admit(read_envelope(text), text)
-        except InvalidEvent as error:
-            return LineResult(line, INVALID, error.event_id, error.key, error.reason)
 
     def _apply_and_save(self, admitted: list[tuple[int, Upstream | LineResult]]) -> list[LineResult]:
         touched: list[UUID] = []

@@ -92,10 +92,11 @@ def parse_json_object(text: str | bytes) -> dict[str, Any]:
     """A JSON object, refusing duplicate member names (RFC 8785 forbids them)."""
 
     def no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-        names = [name for name, _ in pairs]
-        if len(names) != len(set(names)):
+        members = dict(pairs)
+        if len(members) != len(pairs):
+            names = [name for name, _ in pairs]
             raise ValueError(f"duplicate member {next(n for n in names if names.count(n) > 1)!r}")
-        return dict(pairs)
+        return members
 
     value = json.loads(text, object_pairs_hook=no_duplicates)
     if not isinstance(value, dict):

@@ -11,6 +11,8 @@ Rules (DESIGN.md, "Trust"):
 
 from __future__ import annotations
 
+import os
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import replace
 from typing import Any
 
@@ -21,6 +23,9 @@ from orderlog.domain.envelope import InvalidEvent, Upstream
 from orderlog.domain.source import Source, SourceKey
 from orderlog.signing import parse_json_object
 from orderlog.store.mapper import topic_of
+
+VERIFY_IN_PARALLEL_FROM = 16
+"""Fewer signed events than this in a batch are checked on the calling thread."""
 
 
 class SourceError(Exception):
@@ -35,6 +40,7 @@ class SourceGate:
         self.require_signatures = require_signatures
         self._sources: dict[str, Source | None] = {}
         self._public_keys: dict[str, Any] = {}
+        self._pool: ThreadPoolExecutor | None = None
 
     def refresh(self) -> None:
         """Forget the registry read so far, so that a revocation elsewhere takes effect."""
@@ -42,21 +48,53 @@ class SourceGate:
 
     def admit(self, upstream: Upstream, text: str | bytes) -> Upstream:
         """The event with its signed envelope kept, or InvalidEvent naming the failed rule."""
+        (verdict,) = self.admit_batch([(upstream, text)]).verdicts()
+        if isinstance(verdict, InvalidEvent):
+            raise verdict
+        return verdict
+
+    def admit_batch(self, items: list[tuple[Upstream, str | bytes]]) -> Admission:
+        """Starts admitting many events: the rules are checked now, the signatures on other
+        threads (Ed25519 verification releases the GIL), so the caller can do other work,
+        such as storing the previous batch, until it asks for the verdicts."""
+        verdicts: list[Upstream | InvalidEvent] = []
+        checks: list[tuple[int, Upstream, SourceKey, Any, bytes]] = []
+        for upstream, text in items:
+            try:
+                prepared = self._prepare(upstream, text)
+            except InvalidEvent as rejection:
+                verdicts.append(rejection)
+                continue
+            verdicts.append(upstream)
+            if prepared is not None:
+                checks.append((len(verdicts) - 1, upstream, *prepared))
+        signatures = [(public_key, up.signature or "", message) for _, up, _, public_key, message in checks]
+        return Admission(verdicts, checks, self._start_verifying(signatures))
+
+    def _prepare(self, upstream: Upstream, text: str | bytes) -> tuple[SourceKey, Any, bytes] | None:
+        """The key and signed bytes to check, None for an unsigned event that may pass."""
         if upstream.signature is None:
             if self.require_signatures:
                 raise _rejected(upstream, "unsigned: signatures are required (ORDERLOG_REQUIRE_SIGNATURES)")
-            return upstream
+            return None
         key = self._active_key(upstream)
         try:
-            message = envelope_payload(parse_json_object(text))
+            # the envelope passed strict validation, so it holds only canonical-subset values
+            message = envelope_payload(parse_json_object(text), checked=False)
         except ValueError as error:
             raise _rejected(upstream, f"cannot canonicalise the signed envelope: {error}") from None
-        if not verify_signature(self._public_key(key), upstream.signature, message):
-            raise _rejected(
-                upstream,
-                f"bad signature: it does not verify with source {upstream.source!r} key {key.key_id}",
-            )
-        return replace(upstream, signed_envelope=message.decode())
+        return key, self._public_key(key), message
+
+    def _start_verifying(self, checks: list[tuple[Any, str, bytes]]) -> list[Future[list[bool]]]:
+        if len(checks) < VERIFY_IN_PARALLEL_FROM:
+            done: Future[list[bool]] = Future()
+            done.set_result(_verify_chunk(checks))
+            return [done]
+        threads = os.cpu_count() or 2
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="ed25519")
+        size = -(-len(checks) // (4 * threads))
+        return [self._pool.submit(_verify_chunk, checks[start : start + size]) for start in range(0, len(checks), size)]
 
     def _active_key(self, upstream: Upstream) -> SourceKey:
         name = upstream.source
@@ -79,6 +117,36 @@ class SourceGate:
         if key.key_id not in self._public_keys:
             self._public_keys[key.key_id] = load_public_key(key.public_key)
         return self._public_keys[key.key_id]
+
+
+class Admission:
+    """An admission under way: call `verdicts()` for each event's verdict, in input order."""
+
+    def __init__(
+        self,
+        verdicts: list[Upstream | InvalidEvent],
+        checks: list[tuple[int, Upstream, SourceKey, Any, bytes]],
+        verifying: list[Future[list[bool]]],
+    ):
+        self._verdicts = verdicts
+        self._checks = checks
+        self._verifying = verifying
+
+    def verdicts(self) -> list[Upstream | InvalidEvent]:
+        outcomes = [valid for part in self._verifying for valid in part.result()]
+        for (index, upstream, key, _public_key, message), valid in zip(self._checks, outcomes, strict=True):
+            self._verdicts[index] = (
+                replace(upstream, signed_envelope=message.decode())
+                if valid
+                else _rejected(
+                    upstream, f"bad signature: it does not verify with source {upstream.source!r} key {key.key_id}"
+                )
+            )
+        return self._verdicts
+
+
+def _verify_chunk(checks: list[tuple[Any, str, bytes]]) -> list[bool]:
+    return [verify_signature(public_key, signature, message) for public_key, signature, message in checks]
 
 
 def _rejected(upstream: Upstream, reason: str) -> InvalidEvent:

@@ -101,15 +101,12 @@ class PersistedTree:
     # ------------------------------------------------------------ reading leaves
 
     def leaves(self, start: int, limit: int) -> list[tuple[int, Leaf]]:
-        with self._database.transaction(commit=False) as cursor:
-            rows = cursor.execute(
-                self._database.sql(
-                    "SELECT leaf_index, notification_id, stream, stream_key, version, record_hash "
-                    "FROM {merkle_leaves} WHERE leaf_index >= ? ORDER BY leaf_index LIMIT ?"
-                ),
-                (start, limit),
-            ).fetchall()
-        return [(int(i), (int(p), s, k, int(v), h)) for i, p, s, k, v, h in rows]
+        rows = self._database.scan(
+            "SELECT leaf_index, notification_id, stream, stream_key, version, record_hash "
+            "FROM {merkle_leaves} WHERE leaf_index >= ? ORDER BY leaf_index LIMIT ?",
+            (start, limit),
+        )
+        return [(row[0], row[1:]) for row in rows]
 
     def leaf_indices(self, positions: list[int]) -> dict[int, int]:
         """Store position -> leaf index, for positions the tree holds."""

@@ -13,6 +13,7 @@ SQL here is written once with `?` placeholders and works on SQLite and PostgreSQ
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -63,8 +64,9 @@ class Cursor:
         return sql.replace("?", "%s") if self._postgres else sql
 
     def _row(self, row: Any) -> tuple[Any, ...]:
-        values = tuple(row.values()) if self._postgres else tuple(row)
-        return tuple(bytes(v) if isinstance(v, memoryview) else v for v in values)
+        if not self._postgres:
+            return tuple(row)
+        return tuple(bytes(v) if isinstance(v, memoryview) else v for v in row.values())
 
 
 class Database:
@@ -79,6 +81,7 @@ class Database:
         self.names["customer_keys_index"] = "orderlog_customer_keys_by_customer"
         self.events_table = f'{prefix}"{events_table}"'
         self.position_column = "notification_id" if self.postgres else "rowid"
+        self._scan_connection: sqlite3.Connection | None = None
 
     def create_tables(self) -> None:
         kinds = {
@@ -150,17 +153,37 @@ class Database:
                 ).fetchall()
         return [(str(o).replace("-", ""), int(v), t, s) for o, v, t, s in rows]
 
-    def log_rows(self, after: int, limit: int) -> list[tuple[int, str, int, str, bytes]]:
-        """(position, originator_id, version, topic, state) of the log after `after`."""
+    def scan(self, statement: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
+        """Rows of a read-only query over many rows, as plain tuples.
+
+        On SQLite this reads through a read-only connection of its own: scanning the whole
+        log (verification, checkpoints) is dominated by row handling, and the pool's
+        connections build a Row object per row.
+        """
+        if not self.postgres:
+            return self._scanner().execute(self.sql(statement), params).fetchall()
         with self.transaction(commit=False) as cursor:
-            rows = cursor.execute(
-                self.sql(
-                    "SELECT {position}, originator_id, originator_version, topic, state FROM {events} "
-                    "WHERE {position} > ? ORDER BY {position} LIMIT ?"
-                ),
-                (after, limit),
-            ).fetchall()
-        return [(int(p), str(o).replace("-", ""), int(v), t, s) for p, o, v, t, s in rows]
+            return cursor.execute(self.sql(statement), params).fetchall()
+
+    def log_rows(self, after: int, limit: int) -> list[tuple[int, str, int, str, bytes]]:
+        """(position, originator_id hex, version, topic, state) of the log after `after`."""
+        rows = self.scan(
+            "SELECT {position}, originator_id, originator_version, topic, state FROM {events} "
+            "WHERE {position} > ? ORDER BY {position} LIMIT ?",
+            (after, limit),
+        )
+        if not self.postgres:
+            return rows  # type: ignore[return-value]
+        return [(p, o.hex, v, t, s) for p, o, v, t, s in rows]
+
+    def _scanner(self) -> sqlite3.Connection:
+        if self._scan_connection is None:
+            self._scan_connection = sqlite3.connect(
+                f"file:{self.location.path}?mode=ro", uri=True, check_same_thread=False
+            )
+            self._scan_connection.execute("PRAGMA cache_size = -65536")
+            self._scan_connection.execute("PRAGMA mmap_size = 1073741824")
+        return self._scan_connection
 
     def count_by_topic(self) -> dict[str, int]:
         with self.transaction(commit=False) as cursor:
