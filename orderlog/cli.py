@@ -15,7 +15,6 @@ import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
 from dataclasses import replace
-from itertools import islice
 from pathlib import Path
 from typing import IO
 
@@ -169,10 +168,15 @@ def publish(source: str, rejects: str | None, require_signatures: bool | None, w
 def _publish_reports(config: Config, path: Path, file: IO[bytes], workers: int, batch: int) -> Iterator[BatchReport]:
     if workers == 1:
         _app, publisher = open_publisher(config, _announce, batch_lines=batch)
-        lines = input_lines(file)
-        while chunk := list(islice(lines, batch)):
-            results = publisher.publish_batch([(number, line) for number, line, _ in chunk])
-            yield BatchReport.of(results, chunk[-1][2])
+        read = [0]
+
+        def numbered() -> Iterator[tuple[int, bytes]]:
+            for number, line, position in input_lines(file):
+                read[0] = position
+                yield number, line
+
+        for results in publisher.publish(numbered()):
+            yield BatchReport.of(results, read[0])
         return
     from orderlog.workers import publish_file_in_parallel
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -94,29 +93,37 @@ def entry_from_row(position: int, originator_id: str, version: int, topic: str, 
 
 # ---------------------------------------------------------------- the fast path of verification
 
-TAIL = re.compile(
-    rb'"key":"((?:[^"\\]|\\.)*)","occurred_at":"[^"]*","prev_hash":"([0-9a-f]{64})","recorded_at":"[^"]*",'
-    rb'"signature":(?:null|"[^"]*"),"signed_envelope":(?:null|"(?:[^"\\]|\\.)*"),"source":"(?:[^"\\]|\\.)*",'
-    rb'"stream":"([a-z]+)","type":"[A-Za-z]+","version":([0-9]+),"hash":"([0-9a-f]{64})"}'
-)
-"""The top-level members after `data` of a canonical stored record, in their fixed order."""
+HEX = frozenset(b"0123456789abcdef")
 
 
 def quick_fields(state: bytes) -> tuple[str, str, str, int, str] | None:
     """(key, prev_hash, stream, version, stored hash) of a well-formed stored record, read
-    without parsing the whole record; None when the bytes are not exactly in orderlog's
-    layout (then the careful path parses them and says what is wrong).
+    from its tail without parsing the whole record; None when anything there is not as
+    orderlog writes it (then the careful path parses the record and says what is wrong).
 
-    In canonical JSON an unescaped `"key":"` can only be a member name, and `data` (the
-    only nested object) has no member called `key`, so the last one is the record's own.
+    In canonical JSON the members after `data` come in a fixed order, and an unescaped
+    `"name":` can only be a member name (quotes inside strings are escaped), so the last
+    occurrence of each is the record's own. The fields read here only decide whether the
+    record links up; its bytes are hashed in full either way.
     """
-    at = state.rfind(b'"key":"')
-    match = TAIL.fullmatch(state, at) if at >= 0 else None
-    if match is None:
+    hash_at = len(state) - 66
+    version_at = state.rfind(b',"version":', 0, hash_at)
+    stream_at = state.rfind(b',"stream":"', 0, version_at)
+    previous_at = state.rfind(b'"prev_hash":"', 0, stream_at)
+    key_at = state.rfind(b'"key":"', 0, previous_at)
+    key_end = state.find(b'","occurred_at":"', key_at)
+    type_at = state.find(b'","type":"', stream_at)
+    if min(version_at, stream_at, previous_at, key_at, key_end, type_at) < 0 or state[hash_at - 9 : hash_at] != (
+        b',"hash":"'
+    ):
         return None
-    raw_key = match.group(1)
+    stored_hash, previous = state[hash_at : hash_at + 64], state[previous_at + 13 : previous_at + 77]
+    version = state[version_at + 11 : hash_at - 9]
+    if not (version.isdigit() and HEX.issuperset(stored_hash) and HEX.issuperset(previous)):
+        return None
+    raw_key = state[key_at + 7 : key_end]
     key = json.loads(b'"' + raw_key + b'"') if b"\\" in raw_key else raw_key.decode()
-    return key, match.group(2).decode(), match.group(3).decode(), int(match.group(4)), match.group(5).decode()
+    return key, previous.decode(), state[stream_at + 11 : type_at].decode(), int(version), stored_hash.decode()
 
 
 def sealed_digest(state: bytes) -> bytes:

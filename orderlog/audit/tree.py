@@ -65,21 +65,20 @@ class PersistedTree:
     # ------------------------------------------------------------ reading nodes
 
     def nodes(self, coordinates: Iterable[Coordinate]) -> dict[Coordinate, bytes]:
-        wanted = sorted(set(coordinates))
-        found: dict[Coordinate, bytes] = {}
-        for start in range(0, len(wanted), 400):
-            chunk = wanted[start : start + 400]
-            marks = ",".join("(?, ?)" for _ in chunk)
-            params = [value for coordinate in chunk for value in coordinate]
-            with self._database.transaction(commit=False) as cursor:
-                rows = cursor.execute(
-                    self._database.sql(
-                        f"SELECT level, idx, hash FROM {{merkle_nodes}} WHERE (level, idx) IN (VALUES {marks})"
-                    ),
-                    params,
-                ).fetchall()
-            found.update({(int(level), int(index)): bytes(digest) for level, index, digest in rows})
-        missing = [c for c in wanted if c not in found]
+        """Stored nodes by coordinate, in one indexed query (grouped by level: SQLite does
+        not use the primary key for a row-value IN list)."""
+        by_level: dict[int, list[int]] = {}
+        for level, index in set(coordinates):
+            by_level.setdefault(level, []).append(index)
+        if not by_level:
+            return {}
+        clauses = " OR ".join(f"(level = ? AND idx IN ({','.join('?' * len(v))}))" for v in by_level.values())
+        params = [value for level, indices in by_level.items() for value in (level, *indices)]
+        rows = self._database.scan(f"SELECT level, idx, hash FROM {{merkle_nodes}} WHERE {clauses}", params)
+        found = {(int(level), int(index)): bytes(digest) for level, index, digest in rows}
+        missing = [
+            (level, index) for level, indices in by_level.items() for index in indices if (level, index) not in found
+        ]
         if missing:
             raise LookupError(f"the persisted tree lacks node {missing[0]}: run `orderlog audit verify`")
         return found
@@ -99,6 +98,11 @@ class PersistedTree:
         return self.compute(lambda node: consistency_proof(first_size, second_size, node))  # type: ignore[no-any-return]
 
     # ------------------------------------------------------------ reading leaves
+
+    def level_nodes(self, level: int) -> dict[int, bytes]:
+        """Every stored node of one level, by index."""
+        rows = self._database.scan("SELECT idx, hash FROM {merkle_nodes} WHERE level = ?", (level,))
+        return {int(index): bytes(digest) for index, digest in rows}
 
     def leaves(self, start: int, limit: int) -> list[tuple[int, Leaf]]:
         rows = self._database.scan(

@@ -35,6 +35,10 @@ from orderlog.domain.stream import stream_id
 from orderlog.domain.streams import STREAMS
 
 KEPT_DIVERGENCES = 50
+CHUNK_LEVEL = 10
+CHUNK = 1 << CHUNK_LEVEL
+"""The log is compared with the persisted tree 1,024 leaves at a time (one stored node each);
+only a chunk whose node differs is compared leaf by leaf."""
 
 
 @dataclass
@@ -104,22 +108,23 @@ def verify_store(
     roots = {0: EMPTY_TREE_HASH}
     frontier = Frontier.empty()
     chains: dict[str, tuple[str, str, int, str]] = {}  # stream id -> (stream, key, version, hash)
-    persisted = _persisted_leaves(tree)
-    next_persisted = next(persisted, None)
+    persisted_chunks = tree.level_nodes(CHUNK_LEVEL)
+    chunk: list[tuple[tuple[int, str, int, str, bytes], str]] = []  # the rows of the chunk being read
     for row in _log_rows(app):
-        position = row[0]
         recomputed = _check_row(row, chains, result)
-        if next_persisted is not None:
-            index, leaf = next_persisted
-            if (leaf[0], leaf[4]) != (position, recomputed):
-                label = entry_from_row(*row).label
-                _diverge(result, Divergence(label, _differs_from_tree(leaf, position), position))
-            next_persisted = next(persisted, None)
-        frontier.append(leaf_hash(recomputed))
+        chunk.append((row, recomputed))
+        for level, index, digest in frontier.append(leaf_hash(recomputed)):
+            if level == CHUNK_LEVEL:  # a chunk of the log is complete: does the persisted tree agree?
+                if persisted_chunks.get(index, digest) != digest or (
+                    index not in persisted_chunks and index * CHUNK < persisted_size
+                ):
+                    _compare_leaves(result, tree, index * CHUNK, chunk, persisted_size)
+                chunk = []
         if frontier.size in wanted_sizes:
             roots[frontier.size] = frontier.root()
-    if next_persisted is not None:
-        index, (position, stream, key, version, _hash) = next_persisted
+    _compare_leaves(result, tree, frontier.size - len(chunk), chunk, persisted_size)
+    if persisted_size > frontier.size:
+        ((index, (position, stream, key, version, _hash)),) = tree.leaves(frontier.size, 1)
         _diverge(
             result,
             Divergence(
@@ -129,6 +134,8 @@ def verify_store(
                 position,
             ),
         )
+    result.divergences.sort(key=lambda divergence: divergence.position or 0)
+    del result.divergences[KEPT_DIVERGENCES:]
     result.events = frontier.size
     result.root = frontier.root().hex()
     result.streams = len(chains)
@@ -184,16 +191,30 @@ def _check_row(
 
 
 def _diverge(result: Verification, divergence: Divergence) -> None:
+    """Counts every divergence, keeps the earliest ones (in store order)."""
     result.divergence_count += 1
-    if len(result.divergences) < KEPT_DIVERGENCES:
-        result.divergences.append(divergence)
+    result.divergences.append(divergence)
+    if len(result.divergences) > 10 * KEPT_DIVERGENCES:
+        result.divergences.sort(key=lambda kept: kept.position or 0)
+        del result.divergences[KEPT_DIVERGENCES:]
 
 
-def _persisted_leaves(tree: PersistedTree) -> Iterator[tuple[int, Leaf]]:
-    start = 0
-    while page := tree.leaves(start, 20_000):
-        yield from page
-        start = page[-1][0] + 1
+def _compare_leaves(
+    result: Verification,
+    tree: PersistedTree,
+    start: int,
+    rows: list[tuple[tuple[int, str, int, str, bytes], str]],
+    persisted_size: int,
+) -> None:
+    """Leaf by leaf, the log's rows from leaf `start` against the persisted tree's leaves."""
+    count = min(len(rows), persisted_size - start)
+    if count <= 0:
+        return
+    for (_index, leaf), (row, recomputed) in zip(tree.leaves(start, count), rows, strict=False):
+        position = row[0]
+        if (leaf[0], leaf[4]) != (position, recomputed):
+            label = entry_from_row(*row).label
+            _diverge(result, Divergence(label, _differs_from_tree(leaf, position), position))
 
 
 def _differs_from_tree(leaf: Leaf, position_now: int) -> str:
