@@ -10,6 +10,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from orderlog.audit.verification import verify_store
 from orderlog.config import Config
 from orderlog.domain.order import Order
 from orderlog.publishing import Tally, open_publisher
@@ -58,7 +59,9 @@ def run_demo(
         for line in history_text(records).splitlines():
             say(f"  {line[:160]}")
     say("")
-    say("next: orderlog order show ORDER_ID --as-of TIME | orderlog audit verify | make test")
+    say(f"trust: {verify_store(app, [], None).headline()}  (orderlog audit verify)")
+    say("")
+    say("next: orderlog order show ORDER_ID --as-of TIME | orderlog audit checkpoint | make test")
 
 
 def _interesting_order(lines: list[str]) -> str | None:

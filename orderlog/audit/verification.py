@@ -16,6 +16,7 @@ only a checkpoint kept elsewhere catches it, which is why checkpoints are meant 
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -111,9 +112,9 @@ def verify_store(
     persisted_chunks = tree.level_nodes(CHUNK_LEVEL)
     chunk: list[tuple[tuple[int, str, int, str, bytes], str]] = []  # the rows of the chunk being read
     for row in _log_rows(app):
-        recomputed = _check_row(row, chains, result)
+        recomputed, leaf = _check_row(row, chains, result)
         chunk.append((row, recomputed))
-        for level, index, digest in frontier.append(leaf_hash(recomputed)):
+        for level, index, digest in frontier.append(leaf):
             if level == CHUNK_LEVEL:  # a chunk of the log is complete: does the persisted tree agree?
                 if persisted_chunks.get(index, digest) != digest or (
                     index not in persisted_chunks and index * CHUNK < persisted_size
@@ -163,15 +164,16 @@ def _log_rows(app: OrderLog) -> Iterator[tuple[int, str, int, str, bytes]]:
 
 def _check_row(
     row: tuple[int, str, int, str, bytes], chains: dict[str, tuple[str, str, int, str]], result: Verification
-) -> str:
-    """Checks one stored record; returns its recomputed hash.
+) -> tuple[str, bytes]:
+    """Checks one stored record; returns its recomputed hash (hex) and its Merkle leaf.
 
     Fast path: a record in orderlog's exact layout whose hash, stream, version and link all
     check out is confirmed from a few top-level members. Anything else goes the careful way
     (full parse), which names what is wrong; both demand the same things.
     """
     position, originator_id, version, topic, state = row
-    recomputed = sealed_digest(state).hex()
+    digest = sealed_digest(state)
+    recomputed = digest.hex()
     quick = quick_fields(state)
     if quick is not None:
         key, prev_hash, stream, stated_version, stored_hash = quick
@@ -181,13 +183,19 @@ def _check_row(
             if previous is None
             else (stated_version == previous[2] + 1 and prev_hash == previous[3] and key == previous[1])
         )
-        if linked and stored_hash == recomputed and stated_version == version and topic.startswith(stream + "/"):
+        if (
+            linked
+            and stored_hash == recomputed
+            and stated_version == version
+            and topic.startswith(stream)
+            and topic[len(stream)] == "/"
+        ):
             chains[originator_id] = (stream, key, version, stored_hash)
-            return recomputed
+            return recomputed, hashlib.sha256(b"\x00" + digest).digest()
     entry = entry_from_row(*row)
     for what in _record_problems(entry, chains):
         _diverge(result, Divergence(entry.label, what, position))
-    return entry.recomputed
+    return entry.recomputed, leaf_hash(entry.recomputed)
 
 
 def _diverge(result: Verification, divergence: Divergence) -> None:
