@@ -13,7 +13,7 @@ from pathlib import Path
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from bench.common import Figure, Report, percentile
-from bench.write_side import fresh, write_traffic
+from bench.write_side import fresh, timed_publish, write_traffic
 from orderlog.audit.checkpoints import issue_checkpoint
 from orderlog.audit.proofs import order_proof
 from orderlog.audit.verification import verify_store
@@ -132,15 +132,7 @@ def bare_verification_rate(signed: list[str]) -> float:
 
 
 def signed_lines_per_second(config: Config, traffic: Path, workers: int) -> float:
-    app, publisher = open_publisher(config, announce=lambda _m: None)
-    started = time.perf_counter()
-    if workers == 1:
-        with traffic.open("rb") as file:
-            lines = sum(len(b) for b in publisher.publish((n, line) for n, line, _ in input_lines(file)))
-    else:
-        lines = sum(sum(r.counts.values()) for r in publish_file_in_parallel(config, traffic, workers))
-    elapsed = time.perf_counter() - started
-    app.close()
+    lines, elapsed, _stored = timed_publish(config, traffic, workers)
     return lines / elapsed
 
 

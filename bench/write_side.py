@@ -50,9 +50,14 @@ def fresh(directory: Path) -> Config:
 
 
 def publish_rate(directory: Path, traffic: Path, workers: int) -> tuple[float, float]:
-    """Simulated traffic from a file into a fresh SQLite store, as `orderlog publish FILE
-    --workers N` does it: (stored events/s, input lines/s)."""
+    """Simulated traffic from a file into a fresh SQLite store: (stored events/s, lines/s)."""
     config = fresh(directory)
+    lines, elapsed, stored = timed_publish(config, traffic, workers)
+    return stored / elapsed, lines / elapsed
+
+
+def timed_publish(config: Config, traffic: Path, workers: int) -> tuple[int, float, int]:
+    """Publishes a file as `orderlog publish FILE --workers N` does: (lines, seconds, events stored)."""
     app, publisher = open_publisher(config, announce=lambda _m: None)
     started = time.perf_counter()
     if workers == 1:
@@ -63,7 +68,7 @@ def publish_rate(directory: Path, traffic: Path, workers: int) -> tuple[float, f
     elapsed = time.perf_counter() - started
     stored = sum(app.database.count_by_topic().values())
     app.close()
-    return stored / elapsed, lines / elapsed
+    return lines, elapsed, stored
 
 
 def write_traffic(path: Path, orders: int, seed: int) -> int:

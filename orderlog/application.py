@@ -122,15 +122,7 @@ def _ensure_schema(location: StoreLocation) -> None:
     except ImportError:
         raise StoreError("PostgreSQL support is not installed: pip install 'orderlog[postgres]'") from None
     try:
-        with psycopg.connect(
-            host=location.host,
-            port=location.port,
-            user=location.user,
-            password=location.password,
-            dbname=location.dbname,
-            connect_timeout=5,
-            autocommit=True,
-        ) as connection:
+        with location.connect(connect_timeout=5, autocommit=True) as connection:
             connection.execute(f'CREATE SCHEMA IF NOT EXISTS "{location.schema}"')
     except psycopg.Error as error:
         raise StoreError(f"cannot connect to {location.label}: {_first_line(error)}") from None

@@ -24,33 +24,14 @@ POSTGRES_BASE = os.environ.get("ORDERLOG_TEST_POSTGRES", "postgresql://postgres@
 def postgres_answers() -> str | None:
     """None when the test server answers, else why not."""
     try:
-        import psycopg
-
-        location = parse_store_url(POSTGRES_BASE)
-        with psycopg.connect(
-            host=location.host,
-            port=location.port,
-            user=location.user,
-            password=location.password,
-            dbname=location.dbname,
-            connect_timeout=3,
-        ):
+        with parse_store_url(POSTGRES_BASE).connect(connect_timeout=3):
             return None
     except Exception as error:
         return f"no PostgreSQL server answers at {POSTGRES_BASE}: {error}"
 
 
 def drop_schema(location: StoreLocation) -> None:
-    import psycopg
-
-    with psycopg.connect(
-        host=location.host,
-        port=location.port,
-        user=location.user,
-        password=location.password,
-        dbname=location.dbname,
-        autocommit=True,
-    ) as connection:
+    with location.connect(autocommit=True) as connection:
         connection.execute(f'DROP SCHEMA IF EXISTS "{location.schema}" CASCADE')
 
 

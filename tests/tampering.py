@@ -29,10 +29,7 @@ class RawStore:
     @contextmanager
     def cursor(self) -> Iterator[Any]:
         if self.postgres:
-            import psycopg
-
-            loc = self.location
-            with psycopg.connect(host=loc.host, port=loc.port, user=loc.user, dbname=loc.dbname) as connection:
+            with self.location.connect() as connection:
                 yield connection.cursor()
                 connection.commit()
         else:

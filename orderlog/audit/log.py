@@ -56,38 +56,18 @@ def entry_from_row(position: int, originator_id: str, version: int, topic: str, 
     the writer's bytes are exactly RFC 8785), at a fraction of the cost, and any change
     to the bytes, even one that leaves the parsed values equal, changes it.
     """
+
+    def damaged(record: dict[str, Any] | None, problem: str) -> LogEntry:
+        return LogEntry(position, originator_id, version, topic, record, hashlib.sha256(state).hexdigest(), problem)
+
     try:
         record = json.loads(state)
     except (ValueError, UnicodeDecodeError):
-        return LogEntry(
-            position,
-            originator_id,
-            version,
-            topic,
-            None,
-            hashlib.sha256(state).hexdigest(),
-            "the stored record is not readable JSON",
-        )
+        return damaged(None, "the stored record is not readable JSON")
     if not isinstance(record, dict) or not isinstance(record.get("hash"), str):
-        return LogEntry(
-            position,
-            originator_id,
-            version,
-            topic,
-            None,
-            hashlib.sha256(state).hexdigest(),
-            "the stored record has no hash",
-        )
+        return damaged(None, "the stored record has no hash")
     if state[-HASH_SUFFIX_LENGTH:] != stored_state(b"}", record["hash"]):
-        return LogEntry(
-            position,
-            originator_id,
-            version,
-            topic,
-            record,
-            hashlib.sha256(state).hexdigest(),
-            "the stored record's hash is not its last member, where orderlog writes it",
-        )
+        return damaged(record, "the stored record's hash is not its last member, where orderlog writes it")
     return LogEntry(position, originator_id, version, topic, record, hashlib.sha256(sealed_part(state)).hexdigest())
 
 

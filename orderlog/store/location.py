@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 DEFAULT_STORE = "sqlite:///orderlog.db"
@@ -40,6 +41,14 @@ class StoreLocation:
 
     def exists(self) -> bool:
         return self.kind != "sqlite" or (self.path is not None and self.path.exists())
+
+    def connect(self, **options: Any) -> Any:
+        """A psycopg connection to this PostgreSQL store's database (for set-up and tests)."""
+        import psycopg
+
+        return psycopg.connect(
+            host=self.host, port=self.port, user=self.user, password=self.password, dbname=self.dbname, **options
+        )
 
     def library_env(self) -> dict[str, str]:
         """The eventsourcing library's settings for this store."""

@@ -157,12 +157,8 @@ def _raw_store_bytes(app: OrderLog, config: Config) -> bytes:
             for p in location.path.parent.glob(location.path.name + "*")
             if not p.name.endswith(".master-key")
         )
-    import psycopg
-
     chunks: list[bytes] = []
-    with psycopg.connect(
-        host=location.host, port=location.port, user=location.user, dbname=location.dbname, autocommit=True
-    ) as connection:
+    with location.connect(autocommit=True) as connection:
         tables = [
             row[0]
             for row in connection.execute("SELECT tablename FROM pg_tables WHERE schemaname = %s", (location.schema,))
