@@ -375,6 +375,14 @@ SIGNING_KEY_OPTION = click.option(
 )
 
 
+LOG_PUBLIC_KEY_OPTION = click.option(
+    "--public-key",
+    type=click.Path(dir_okay=False),
+    metavar="FILE",
+    help="the log's Ed25519 public key (PEM) that you trust (default: from the signing key)",
+)
+
+
 @audit.command("checkpoint")
 @click.option("--out", type=click.Path(dir_okay=False, writable=True), metavar="FILE", help="also write it here")
 @SIGNING_KEY_OPTION
@@ -399,12 +407,7 @@ def audit_checkpoint(out: str | None, signing_key: str | None) -> None:
     metavar="FILE",
     help="a checkpoint to prove the log extends (repeatable)",
 )
-@click.option(
-    "--public-key",
-    type=click.Path(dir_okay=False),
-    metavar="FILE",
-    help="the log's public key for checkpoint signatures (default: from the signing key)",
-)
+@LOG_PUBLIC_KEY_OPTION
 @SIGNING_KEY_OPTION
 @click.option("--json", "as_json", is_flag=True)
 def audit_verify(
@@ -439,12 +442,7 @@ def audit_verify(
 @click.argument("order_id")
 @click.option("--checkpoint", "checkpoint_file", type=click.Path(dir_okay=False), required=True, metavar="FILE")
 @click.option("--out", type=click.Path(dir_okay=False, writable=True), metavar="FILE", help="default: stdout")
-@click.option(
-    "--public-key",
-    type=click.Path(dir_okay=False),
-    metavar="FILE",
-    help="the log's public key to embed (default: from the signing key)",
-)
+@LOG_PUBLIC_KEY_OPTION
 @SIGNING_KEY_OPTION
 def audit_proof(
     order_id: str, checkpoint_file: str, out: str | None, public_key: str | None, signing_key: str | None

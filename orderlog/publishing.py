@@ -32,9 +32,10 @@ from orderlog.privacy.vault import Vault
 from orderlog.sources import Admission, SourceGate
 
 INVALID = "invalid"
-BATCH_LINES = 2000
+BATCH_LINES = 5000
 CACHED_STREAMS = 50_000
 SAVE_ATTEMPTS = 8
+THAW_EVERY_BATCHES = 64
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,6 +152,7 @@ class Publisher:
         self._batch_lines = batch_lines
         self._cached_streams = max(cached_streams, 2 * batch_lines)
         self._cache: OrderedDict[UUID, StreamAggregate] = OrderedDict()
+        self._batches = 0
 
     def publish(self, lines: Iterable[tuple[int, str | bytes]]) -> Iterator[list[LineResult]]:
         """Results batch by batch, each yielded once its batch is stored.
@@ -206,12 +208,23 @@ class Publisher:
                 self._cache.pop(stream_id, None)
             raise
         self._trim_cache()
-        # The cache holds tens of thousands of long-lived aggregates; without this every
-        # full collection walks all of them again, and publishing slows as the cache grows.
-        # Freezing moves them out of the collector's sight; reference counting still frees
-        # them when they leave the cache (aggregates hold no reference cycles).
-        gc.freeze()
+        self._keep_collector_off_the_cache()
         return results
+
+    def _keep_collector_off_the_cache(self) -> None:
+        """The cache holds tens of thousands of long-lived aggregates; without this every full
+        collection walks all of them again and publishing slows as the cache grows. Freezing
+        moves them out of the collector's sight (reference counting still frees them when they
+        leave the cache: aggregates hold no cycles). Every so often everything is thawed and
+        collected once, so that cyclic garbage frozen by mistake cannot pile up in a process
+        that runs for days."""
+        self._batches += 1
+        if self._batches % THAW_EVERY_BATCHES == 0:
+            gc.unfreeze()
+            gc.collect()
+        else:
+            gc.collect(1)
+        gc.freeze()
 
     def _apply(
         self, admitted: list[tuple[int, Upstream | LineResult]], touched: list[UUID]

@@ -170,7 +170,17 @@ class StreamAggregate(Aggregate):
             prev_hash=self.last_hash,
             recorded_at=recorded_at,
         )
-        self.trigger_event(self.Recorded, timestamp=recorded, **fields)
+        # What the library's trigger_event does (construct, mutate, append to pending), with
+        # the event built the way the library's own mapper builds one it reads: a frozen
+        # dataclass's __init__ costs more than the rest of recording a record.
+        event = object.__new__(self.Recorded)
+        object.__setattr__(
+            event,
+            "__dict__",
+            {"originator_id": self.id, "originator_version": self.version + 1, "timestamp": recorded, **fields},
+        )
+        event.mutate(self)
+        self.pending_events.append(event)
 
     @classmethod
     def _sealed_fields(

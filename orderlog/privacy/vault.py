@@ -30,6 +30,7 @@ ERASED = "[erased]"
 ENCRYPTED = "[encrypted]"
 FORMAT = "v1"
 NONCE_BYTES = 12
+CACHED_KEYS = 200_000
 
 
 class Vault:
@@ -131,6 +132,9 @@ class Vault:
         if not wanted:
             return
         master = self._require_master()
+        if len(self._keys_by_id) > CACHED_KEYS:  # a long-running writer meets millions of customers
+            self._keys_by_id.clear()
+            self._newest_key.clear()
         database = self._database
         for customer_id in wanted:
             self._newest_key.pop(customer_id, None)
