@@ -46,13 +46,6 @@ class SourceGate:
         """Forget the registry read so far, so that a revocation elsewhere takes effect."""
         self._sources.clear()
 
-    def admit(self, upstream: Upstream, text: str | bytes) -> Upstream:
-        """The event with its signed envelope kept, or InvalidEvent naming the failed rule."""
-        (verdict,) = self.admit_batch([(upstream, text)]).verdicts()
-        if isinstance(verdict, InvalidEvent):
-            raise verdict
-        return verdict
-
     def admit_batch(self, items: list[tuple[Upstream, str | bytes]]) -> Admission:
         """Starts admitting many events: the rules are checked now, the signatures on other
         threads (Ed25519 verification releases the GIL), so the caller can do other work,

@@ -14,8 +14,6 @@ from orderlog.application import OrderLog
 from orderlog.domain.order import Order
 from orderlog.domain.reasons import reason_category
 
-PAGE = 5000
-
 
 @dataclass
 class StoreSummary:
@@ -52,18 +50,15 @@ def summarise(app: OrderLog) -> StoreSummary:
     """Folds every order of the log in memory; one pass, in store order."""
     summary = StoreSummary()
     orders: dict[str, Any] = {}
-    position = 0
-    while rows := app.database.log_rows(position, PAGE):
-        position = rows[-1][0]
-        for _position, originator_id, version, topic, state in rows:
-            summary.events += 1
-            summary.events_by_type[topic.partition("/")[2]] += 1
-            if not topic.startswith("order/"):
-                continue
-            event: Any = app.mapper.to_domain_event(StoredEvent(UUID(originator_id), version, topic, state))
-            orders[originator_id] = event.mutate(orders.get(originator_id))
-            if event.type == "RequestRefused":
-                summary.refusal_reasons[event.data["reason"].split(":")[-1].strip()] += 1
+    for _position, originator_id, version, topic, state in app.database.log():
+        summary.events += 1
+        summary.events_by_type[topic.partition("/")[2]] += 1
+        if not topic.startswith("order/"):
+            continue
+        event: Any = app.mapper.to_domain_event(StoredEvent(UUID(originator_id), version, topic, state))
+        orders[originator_id] = event.mutate(orders.get(originator_id))
+        if event.type == "RequestRefused":
+            summary.refusal_reasons[event.data["reason"].split(":")[-1].strip()] += 1
     for order in orders.values():
         _count_order(summary, order)
     return summary

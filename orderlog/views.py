@@ -70,7 +70,7 @@ HISTORY_COLUMNS = ("version", "type", "event_id", "occurred_at", "recorded_at", 
 
 def history_text(records: list[dict[str, Any]]) -> str:
     rows = [{**{c: r[c] for c in HISTORY_COLUMNS}, "data": _compact(r["data"])} for r in records]
-    return _table(rows)
+    return table_text(rows)
 
 
 def render_text(view: dict[str, Any]) -> str:
@@ -80,7 +80,7 @@ def render_text(view: dict[str, Any]) -> str:
     for name, value in view.items():
         if isinstance(value, list) and value and isinstance(value[0], dict):
             lines.append(f"{name}:")
-            lines += ["  " + row for row in _table(value).splitlines()]
+            lines += ["  " + row for row in table_text(value).splitlines()]
         else:
             shown = "-" if value is None else _compact(value) if isinstance(value, dict | list) else value
             lines.append(f"{name:<{width}}  {shown}")
@@ -89,10 +89,6 @@ def render_text(view: dict[str, Any]) -> str:
 
 def table_text(rows: list[dict[str, Any]]) -> str:
     """Rows of equal keys as an aligned table."""
-    return _table(rows)
-
-
-def _table(rows: list[dict[str, Any]]) -> str:
     columns = list(rows[0])
     cells = [[("-" if row[c] is None else str(row[c])) for c in columns] for row in rows]
     widths = [max(len(c), *(len(r[i]) for r in cells)) for i, c in enumerate(columns)]

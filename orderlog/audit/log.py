@@ -12,8 +12,6 @@ from typing import Any
 from orderlog.store.database import Database
 from orderlog.store.mapper import HASH_SUFFIX_LENGTH, sealed_part, stored_state
 
-PAGE = 10_000
-
 
 @dataclass(frozen=True, slots=True)
 class LogEntry:
@@ -39,12 +37,8 @@ class LogEntry:
         return f"{stream} {key} version {self.version} (store position {self.position})"
 
 
-def read_log(database: Database, after: int = 0, page: int = PAGE) -> Iterator[LogEntry]:
-    position = after
-    while rows := database.log_rows(position, page):
-        for row in rows:
-            yield entry_from_row(*row)
-        position = rows[-1][0]
+def read_log(database: Database, after: int = 0) -> Iterator[LogEntry]:
+    return (entry_from_row(*row) for row in database.log(after))
 
 
 def entry_from_row(position: int, originator_id: str, version: int, topic: str, state: bytes) -> LogEntry:

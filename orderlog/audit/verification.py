@@ -17,7 +17,6 @@ only a checkpoint kept elsewhere catches it, which is why checkpoints are meant 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -111,7 +110,7 @@ def verify_store(
     chains: dict[str, tuple[str, str, int, str]] = {}  # stream id -> (stream, key, version, hash)
     persisted_chunks = tree.level_nodes(CHUNK_LEVEL)
     chunk: list[tuple[tuple[int, str, int, str, bytes], str]] = []  # the rows of the chunk being read
-    for row in _log_rows(app):
+    for row in app.database.log():
         recomputed, leaf = _check_row(row, chains, result)
         chunk.append((row, recomputed))
         for level, index, digest in frontier.append(leaf):
@@ -153,13 +152,6 @@ def verify_store(
         for origin, checkpoint in checkpoints
     ]
     return result
-
-
-def _log_rows(app: OrderLog) -> Iterator[tuple[int, str, int, str, bytes]]:
-    position = 0
-    while rows := app.database.log_rows(position, 20_000):
-        yield from rows
-        position = rows[-1][0]
 
 
 def _check_row(

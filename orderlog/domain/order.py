@@ -90,10 +90,6 @@ class Order(StreamAggregate):
         return sum(min(line.shipped_qty, line.qty) for line in self.lines.values())
 
     @property
-    def fully_dispatched(self) -> bool:
-        return all(line.shipped_qty >= line.qty for line in self.lines.values())
-
-    @property
     def status(self) -> Status:
         return order_status(
             cancelled=self.cancellation is not None,

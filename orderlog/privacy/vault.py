@@ -44,10 +44,6 @@ class Vault:
         self._newest_key: dict[str, tuple[str, AESGCM]] = {}
         self._keys_by_id: dict[str, AESGCM | None] = {}
 
-    @property
-    def can_open(self) -> bool:
-        return self._master is not None
-
     # ------------------------------------------------------------ sealing
 
     def seal_address(self, customer_id: str, address: dict[str, str]) -> dict[str, Any]:

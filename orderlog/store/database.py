@@ -185,6 +185,12 @@ class Database:
             self._scan_connection.execute("PRAGMA mmap_size = 1073741824")
         return self._scan_connection
 
+    def log(self, after: int = 0, page: int = 20_000) -> Iterator[tuple[int, str, int, str, bytes]]:
+        """Every row of the log after `after`, in store order, read a page at a time."""
+        while rows := self.log_rows(after, page):
+            yield from rows
+            after = rows[-1][0]
+
     def count_by_topic(self) -> dict[str, int]:
         with self.transaction(commit=False) as cursor:
             rows = cursor.execute(self.sql("SELECT topic, COUNT(*) FROM {events} GROUP BY topic")).fetchall()

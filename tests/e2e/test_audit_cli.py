@@ -32,14 +32,7 @@ def signed(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
 
 
 def offline(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "orderlog.audit_verify", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=60,
-    )
+    return orderlog(*args, cwd=cwd, module="orderlog.audit_verify")
 
 
 def test_checkpoint_verify_and_proof_round_trip(store: Path) -> None:

@@ -36,11 +36,13 @@ def orderlog(
     cwd: Path,
     stdin: str | None = None,
     env: dict[str, str] | None = None,
+    module: str = "orderlog",
 ) -> subprocess.CompletedProcess[str]:
+    """`python -m orderlog ARGS` (or another module) as a user runs it, without the caller's ORDERLOG_* settings."""
     environment = {k: v for k, v in os.environ.items() if not k.startswith("ORDERLOG_")}
     environment.update(env or {})
     return subprocess.run(
-        [sys.executable, "-m", "orderlog", *args],
+        [sys.executable, "-m", module, *args],
         cwd=cwd,
         input=stdin,
         capture_output=True,
@@ -122,6 +124,15 @@ def test_publish_with_workers_gives_the_same_outcomes(tmp_path: Path) -> None:
     assert one.stdout == two.stdout and one.returncode == two.returncode == 2
     lines = lambda name: sorted((tmp_path / name).read_text().splitlines())  # noqa: E731
     assert lines("r1") == lines("r2")
+
+
+def test_publish_from_standard_input_with_workers(tmp_path: Path) -> None:
+    traffic = orderlog("simulate", "--orders", "100", "--seed", "6", cwd=tmp_path).stdout
+    one = orderlog("--store", "one.db", "publish", "-", "--rejects", "r1", cwd=tmp_path, stdin=traffic)
+    two = orderlog(
+        "--store", "two.db", "publish", "-", "--workers", "2", "--rejects", "r2", cwd=tmp_path, stdin=traffic
+    )
+    assert one.stdout == two.stdout and "accepted" in two.stdout, two.stderr
 
 
 def test_order_show_json_has_the_documented_shape(tmp_path: Path, history_file: Path) -> None:

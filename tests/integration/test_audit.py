@@ -172,6 +172,19 @@ def test_an_edit_that_recomputes_every_hash_is_caught_only_by_a_checkpoint(confi
     assert "records were altered, removed or inserted since it was issued" in result.checkpoints[0].problems[0]
 
 
+def test_a_checkpoint_is_refused_over_a_record_that_fails_its_own_hash(config: Config, publish: Publish) -> None:
+    from orderlog.audit import AuditError
+
+    history(publish)
+    raw = RawStore(config.location)
+    row, _ = record_at(raw, 4)
+    raw.set_state(row[0], row[4].replace(b'"amount":400', b'"amount":401'))
+    with pytest.raises(
+        AuditError, match=rf"order SO-2 version 2 \(store position {row[0]}\) does not match its own hash"
+    ):
+        checkpoint_of(config)
+
+
 def test_a_forged_checkpoint_signature_fails(config: Config, publish: Publish) -> None:
     history(publish)
     checkpoint = {**checkpoint_of(config), "tree_size": 3}

@@ -27,14 +27,9 @@ def records_by_stream(config: Config) -> dict[str, list[tuple[int, str, str]]]:
     app = open_store(config.location, create=False)
     try:
         streams: dict[str, list[tuple[int, str, str]]] = {}
-        position = 0
-        while rows := app.database.log_rows(position, 5000):
-            position = rows[-1][0]
-            for _position, originator_id, version, topic, state in rows:
-                event = app.mapper.to_domain_event(StoredEvent(UUID(originator_id), version, topic, state))
-                streams.setdefault(f"{topic.split('/')[0]}:{event.key}", []).append(
-                    (version, event.type, event.event_id)
-                )
+        for _position, originator_id, version, topic, state in app.database.log():
+            event = app.mapper.to_domain_event(StoredEvent(UUID(originator_id), version, topic, state))
+            streams.setdefault(f"{topic.split('/')[0]}:{event.key}", []).append((version, event.type, event.event_id))
         return streams
     finally:
         app.close()

@@ -146,3 +146,23 @@ def test_a_wrong_master_key_is_refused_not_used(config: Config) -> None:
     wrong = replace(config, master_key=new_master_key())
     with pytest.raises(MasterKeyError, match="is not the one this store's data was encrypted with"):
         wrong.vault(reopen(wrong), writing=False, announce=print)
+
+
+@pytest.mark.usefixtures("two_customers")
+def test_an_erasure_interrupted_before_the_keys_were_destroyed_is_finished_by_running_it_again(
+    config: Config, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app = reopen(config)
+    vault = config.vault(app, writing=False, announce=print)
+
+    def crash(_customer_id: str) -> int:
+        raise KeyboardInterrupt  # the process dies after recording the erasure, before destroying keys
+
+    with monkeypatch.context() as patched:
+        patched.setattr(vault, "destroy_customer_keys", crash)
+        with pytest.raises(KeyboardInterrupt):
+            forget_customer(app, vault, "C-1", by="dpo", reason="request")
+    assert len(wrapped_keys(config, "C-1")) == 1
+    assert forget_customer(app, vault, "C-1", by="dpo", reason="request, again") == 1
+    assert wrapped_keys(config, "C-1") == []
+    assert [e.data["reason"] for e in reopen(config).records(Customer, "C-1")] == ["request", "request, again"]
