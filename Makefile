@@ -4,15 +4,16 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test unit integration e2e lint format bench schemas clean
+.PHONY: demo test unit integration e2e lint format bench schemas broker clean
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit("orderlog needs Python 3.11 or newer") if sys.version_info < (3, 11) else None'
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
+# (setuptools notes every editable install of a flat layout with a warning block; it is not about this project)
 $(STAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+	PYTHONWARNINGS="ignore:Editable installation" $(BIN)/python -m pip install --quiet -e '.[test]'
 	@touch $(STAMP)
 
 demo: $(STAMP)            ## simulate ~2,000 orders into ./orderlog.db and summarise the store
@@ -40,6 +41,9 @@ format: $(STAMP)
 
 bench: $(STAMP)           ## the figures in the README, measured on this machine
 	$(BIN)/python -m bench
+
+broker: $(STAMP)          ## a Kafka-protocol broker (Tansu, in memory) on 127.0.0.1:9092, to try the Kafka commands
+	$(BIN)/python -m tests.kafka_broker
 
 schemas: $(STAMP)         ## write a new Avro schema version where a declaration changed
 	$(BIN)/orderlog schemas write

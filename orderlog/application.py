@@ -1,49 +1,91 @@
-"""The service layer: orderlog's eventsourcing Application and how a store is opened.
+"""The service layer: every use case of orderlog, as a method of one eventsourcing Application.
 
-`OrderLog` is an eventsourcing `Application`: persistence is chosen by environment (SQLite
-or PostgreSQL, see orderlog.store.location), aggregates are stream aggregates, records
-are kept by `RecordMapper`. Its recorder is a *process* recorder, so that a batch of
-records can be stored atomically with the position of the input that caused it (the
-Kafka ingest builds on this).
+Entry points (the command line, the Kafka processes, the console) parse their input, call
+one of these methods and render the result; they hold no rules. `OrderLog` is an
+eventsourcing `Application`: persistence is chosen by environment (SQLite or PostgreSQL,
+see orderlog.store.location), aggregates are stream aggregates that fold records, and its
+recorder is a *process* recorder, so that a batch of records is stored atomically with the
+position of the input that caused it (the Kafka ingest's exactly-once effect).
+
+Use cases:
+- take upstream input in: `take`, `take_batch` (with an input position);
+- read: `read_order` (now, or at a moment), `order_history`, `summary`;
+- the source registry: `register_source`, `revoke_source`, `sources`;
+- personal data: `forget_customer`;
+- trust: `checkpoint`, `verify`, `prove`.
+Assemble one with orderlog.bootstrap.open_orderlog.
 """
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Callable, Iterable, Sequence
-from datetime import UTC, datetime
+import contextlib
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any, TypeVar
-from uuid import UUID, uuid4
+from uuid import UUID
 
-from eventsourcing.application import AggregateNotFoundError, Application
-from eventsourcing.persistence import (
-    ApplicationRecorder,
-    InfrastructureFactoryError,
-    Mapper,
-    PersistenceError,
-    StoredEvent,
-)
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from eventsourcing.application import Application
+from eventsourcing.persistence import ApplicationRecorder, Mapper, Tracking
 
-from orderlog.domain.contract import ENGINE_SOURCE
+from orderlog.audit.checkpoints import issue_checkpoint, stored_checkpoints
+from orderlog.audit.proofs import order_proof
+from orderlog.audit.verification import Verification, verify_store
 from orderlog.domain.envelope import Upstream
-from orderlog.domain.instants import format_instant
+from orderlog.domain.moment import Moment
+from orderlog.domain.order import Order
+from orderlog.domain.record import Record
+from orderlog.domain.source import Source, SourceKey
 from orderlog.domain.stream import StreamAggregate
+from orderlog.intake.outcomes import LineResult
+from orderlog.intake.pipeline import BATCH_LINES, BeforeSave, Intake
+from orderlog.privacy.erasure import forget_customer
+from orderlog.privacy.vault import Vault
+from orderlog.sources.gate import SourceGate
+from orderlog.sources.registry import SourceRequest, list_sources, register_source, revoke_source
 from orderlog.store.database import Database
-from orderlog.store.location import StoreError, StoreLocation
-from orderlog.store.mapper import RecordMapper
+from orderlog.store.location import StoreLocation
+from orderlog.store.log import LogReader
+from orderlog.store.mapper import RecordMapper, record_of
+from orderlog.summary import StoreSummary, summarise
 
 S = TypeVar("S", bound=StreamAggregate)
-Keep = Callable[[StreamAggregate.Event], bool]
+
+
+class OrderNotFound(LookupError):
+    """No such order, or not at the moment asked for."""
+
+
+NOW = Moment()
 
 
 class OrderLog(Application[UUID]):
     name = "orderlog"
 
-    def __init__(self, location: StoreLocation):
+    def __init__(self, location: StoreLocation, *, writing: bool = True, pool: tuple[int, int] = (2, 4)):
         self.location = location
-        super().__init__(env=location.library_env())
+        self.writing = writing
+        super().__init__(env=location.library_env(writing=writing, pool=pool))
         self.database = Database(location, self.factory.datastore, self.recorder.events_table_name)  # type: ignore[attr-defined]
-        self.database.create_tables()
+        self.log_reader = LogReader(self.database)
+        self.vault = Vault(self.database, None)
+        """Seals and opens personal data; without the master key it shows [encrypted]."""
+        self.require_signatures = False
+        self._intake: Intake | None = None
+        if writing:
+            self.database.create_tables()
+        self._closed = False
+
+    def close(self) -> None:
+        """Closes every connection; a SQLite writer first folds its write-ahead log into the
+        store file, so that the file alone holds everything (a copy of it is a whole store)."""
+        if getattr(self, "_closed", True):
+            return
+        self._closed = True
+        if self.writing and self.location.kind == "sqlite":
+            with contextlib.suppress(Exception):  # best effort: the pool may be gone at exit
+                self.database.checkpoint_wal()
+        self.database.close()
+        super().close()
 
     def construct_mapper(self) -> Mapper[UUID]:
         return RecordMapper(transcoder=self.factory.transcoder())
@@ -51,108 +93,134 @@ class OrderLog(Application[UUID]):
     def construct_recorder(self) -> ApplicationRecorder:
         return self.factory.process_recorder()
 
-    # ------------------------------------------------------------ reading streams
+    # ------------------------------------------------------------ taking input in
 
-    def stream(self, cls: type[S], key: str, *, version: int | None = None, keep: Keep | None = None) -> S | None:
-        """A stream's state, or None if it does not exist (or did not yet, for `keep`)."""
-        projector = _replay_all if keep is None else functools.partial(_replay_kept, cls, keep)
-        try:
-            return self.repository.get(cls.id_for(key), version=version, projector_func=projector)  # type: ignore[no-any-return]
-        except AggregateNotFoundError:
-            return None
+    def intake(self, *, batch_lines: int | None = None) -> Intake:
+        """A pipeline that takes upstream input into this store (validate, admit, seal,
+        apply, save), holding recently used streams in memory between batches."""
+        gate = SourceGate(self, require_signatures=self.require_signatures)
+        return Intake(self, self.vault, gate, batch_lines=batch_lines or BATCH_LINES)
+
+    def take(
+        self, lines: Iterable[tuple[int, str | bytes]], *, batch_lines: int | None = None
+    ) -> Iterator[list[LineResult]]:
+        """Upstream lines (numbered), batch by batch: each batch's outcomes once it is stored."""
+        yield from self.intake(batch_lines=batch_lines).take(lines)
+
+    def take_batch(
+        self,
+        batch: list[tuple[int, str | bytes]],
+        positions: Sequence[Tracking] = (),
+        before_save: BeforeSave | None = None,
+    ) -> list[LineResult]:
+        """One batch in one transaction, with the input positions it reaches (see Intake.take_batch)."""
+        if self._intake is None:
+            self._intake = self.intake()
+        return self._intake.take_batch(batch, positions, before_save)
+
+    def position_recorded(self, tracking: Tracking) -> bool:
+        """Whether an input position (a Kafka partition's offset) is stored already."""
+        recorded = self.recorder.max_tracking_id(tracking.application_name)  # type: ignore[attr-defined]
+        return recorded is not None and recorded >= tracking.notification_id
+
+    # ------------------------------------------------------------ reading
+
+    def read_order(self, order_id: str, moment: Moment = NOW) -> Order:
+        """An order as it stands, or as it stood at `moment`, from one read of its records.
+
+        Raises OrderNotFound when it does not exist, did not exist yet at that moment, or
+        has no such version.
+        """
+        records = self.records(Order, order_id)
+        if not records:
+            raise OrderNotFound(f"order {order_id} not found in {self.location.label}")
+        if moment.version is not None and moment.version > len(records):
+            raise OrderNotFound(f"order {order_id} has {len(records)} versions; there is no version {moment.version}")
+        state = Order.rebuild(records) if moment.now else Order.replay(records, moment.keeps)
+        if state is None:
+            raise OrderNotFound(f"order {order_id} had not been submitted by {moment.words()}")
+        return state
+
+    def order_history(self, order_id: str) -> list[Record]:
+        """Every record of an order, in version order; OrderNotFound if it has none."""
+        records = self.records(Order, order_id)
+        if not records:
+            raise OrderNotFound(f"order {order_id} not found in {self.location.label}")
+        return records
+
+    def summary(self) -> StoreSummary:
+        return summarise(self)
+
+    # ------------------------------------------------------------ the source registry
+
+    def register_source(self, request: SourceRequest, by: str | None) -> tuple[SourceKey, bool]:
+        return register_source(self, request, by)
+
+    def revoke_source(self, name: str, reason: str, by: str | None) -> SourceKey:
+        return revoke_source(self, name, reason, by)
+
+    def sources(self) -> list[Source]:
+        return list_sources(self)
+
+    # ------------------------------------------------------------ personal data
+
+    def forget_customer(self, customer_id: str, by: str, reason: str) -> int:
+        """Records the erasure, then destroys the customer's data keys; returns how many."""
+        return forget_customer(self, customer_id, by, reason)
+
+    # ------------------------------------------------------------ trust
+
+    def checkpoint(self, signing_key: Ed25519PrivateKey) -> dict[str, Any]:
+        return issue_checkpoint(self, signing_key)
+
+    def verify(self, checkpoints: list[tuple[str, dict[str, Any]]], public_key_pem: str | None) -> Verification:
+        kept = [(f"kept in the store #{c['tree_size']}", c) for c in stored_checkpoints(self)]
+        return verify_store(self, checkpoints + kept, public_key_pem)
+
+    def prove(self, order_id: str, checkpoint: dict[str, Any], log_public_key: str) -> dict[str, Any]:
+        return order_proof(self, order_id, checkpoint, log_public_key)
+
+    # ------------------------------------------------------------ streams and records
+
+    def stream(self, cls: type[S], key: str) -> S | None:
+        """A stream's state as it stands, or None if it does not exist."""
+        return cls.rebuild(self.records(cls, key))
 
     def streams(self, wanted: dict[UUID, type[StreamAggregate]]) -> dict[UUID, StreamAggregate]:
         """Many streams at once (one query per 500), for batch work; absent ones are left out."""
-        found: dict[UUID, list[Any]] = {}
+        found: dict[UUID, StreamAggregate] = {}
         for originator_id, version, topic, state in self.database.events_of(list(wanted)):
-            stored = StoredEvent(
-                originator_id=UUID(originator_id),
-                originator_version=version,
-                topic=topic,
-                state=state,
-            )
-            found.setdefault(stored.originator_id, []).append(self.mapper.to_domain_event(stored))  # type: ignore[arg-type]
-        return {stream_id: _replay_all(None, events) for stream_id, events in found.items()}
+            stream_id = UUID(originator_id)
+            found[stream_id] = wanted[stream_id].fold(found.get(stream_id), record_of(stream_id, version, topic, state))
+        return found
 
-    def records(self, cls: type[StreamAggregate], key: str) -> list[StreamAggregate.Event]:
+    def records(self, cls: type[StreamAggregate], key: str) -> list[Record]:
         """Every record of one stream, in version order."""
-        return list(self.events.get(cls.id_for(key)))  # type: ignore[arg-type]
+        return [event.record for event in self.events.get(cls.id_for(key))]  # type: ignore[attr-defined]
 
-    def save_events(self, events: Sequence[Any]) -> None:
-        """Stores events in one transaction; a stale stream fails the whole batch.
+    def record_at(self, stream_id: UUID, version: int) -> Record | None:
+        """One record of a stream, by version."""
+        found = list(self.events.get(stream_id, gt=version - 1, lte=version))
+        return found[0].record if found else None  # type: ignore[attr-defined]
+
+    def save_events(self, events: Sequence[Any], positions: Sequence[Tracking] = ()) -> None:
+        """Stores events in one transaction with the input positions given (see
+        orderlog.store.positions); a stale stream fails the whole batch, and so does a
+        position recorded already.
 
         Goes to the recorder directly: the event store's `put` also builds a Recording and
         a Notification object per event, which cost more than the insert and are unused here.
         """
-        if events:
-            self.recorder.insert_events([self.mapper.to_stored_event(event) for event in events])
+        if events or positions:
+            stored = [self.mapper.to_stored_event(event) for event in events]
+            self.recorder.insert_events(stored, positions=positions)
 
-
-def _replay_all(state: Any, events: Iterable[Any]) -> Any:
-    # The library's default projector checks a runtime Protocol per event, which costs
-    # more than the event itself; stream events always know how to mutate.
-    for event in events:
-        state = event.mutate(state)
-    return state
-
-
-def _replay_kept(cls: type[StreamAggregate], keep: Keep, state: Any, events: Iterable[Any]) -> Any:
-    return cls.replay(events, keep)
-
-
-def open_store(location: StoreLocation, *, create: bool) -> OrderLog:
-    """Opens (and with `create`, creates) the store at `location`, or raises StoreError."""
-    if not create and not location.exists():
-        raise StoreError(f"no store at {location.label}: publish events first, or pass --store / set ORDERLOG_STORE")
-    if location.kind == "sqlite" and location.path is not None:
-        parent = location.path.parent
-        if not parent.exists():
-            raise StoreError(f"cannot create store {location.label}: directory {parent} does not exist")
-    if location.kind == "postgres":
-        _ensure_schema(location)
-    try:
-        return OrderLog(location)
-    except (PersistenceError, InfrastructureFactoryError, OSError) as error:
-        raise StoreError(f"cannot open store {location.label}: {_first_line(error)}") from None
-
-
-def _ensure_schema(location: StoreLocation) -> None:
-    try:
-        import psycopg
-    except ImportError:
-        raise StoreError("PostgreSQL support is not installed: pip install 'orderlog[postgres]'") from None
-    try:
-        with location.connect(connect_timeout=5, autocommit=True) as connection:
-            connection.execute(f'CREATE SCHEMA IF NOT EXISTS "{location.schema}"')
-    except psycopg.Error as error:
-        raise StoreError(f"cannot connect to {location.label}: {_first_line(error)}") from None
-
-
-def _first_line(error: BaseException) -> str:
-    text = str(error).strip() or type(error).__name__
-    return text.splitlines()[0]
-
-
-def own_record(event_type: str, key: str, data: dict[str, Any], actor: str | None) -> Upstream:
-    """An envelope for something orderlog records on its own account (source `orderlog`)."""
-    return Upstream(
-        type=event_type,
-        key=key,
-        event_id=f"orderlog/{event_type}/{uuid4().hex}",
-        occurred_at=format_instant(datetime.now(UTC)),
-        source=ENGINE_SOURCE,
-        actor=actor,
-        correlation_id=None,
-        data=data,
-    )
-
-
-def record_own(app: OrderLog, cls: type[S], upstream: Upstream) -> S:
-    """Appends (or opens the stream with) a record orderlog makes itself, and stores it."""
-    stream = app.stream(cls, upstream.key)
-    if stream is None:
-        stream = cls.open(upstream)
-    else:
-        stream.handle(upstream)
-    app.save_events(stream.collect_events())
-    return stream
+    def record_own(self, cls: type[S], upstream: Upstream) -> S:
+        """Appends (or opens the stream with) a record orderlog makes itself, and stores it."""
+        stream = self.stream(cls, upstream.key)
+        if stream is None:
+            stream = cls.open(upstream)
+        else:
+            stream.handle(upstream)
+        self.save_events(stream.collect_events())
+        return stream

@@ -19,17 +19,22 @@ import json
 import types
 import typing
 from datetime import UTC, datetime
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 import fastavro
 from pydantic import BaseModel
 
-from orderlog.domain.contract import EVENT_TYPES, EventType
+from orderlog.domain.contract import EVENT_TYPES, UPSTREAM_TYPES, EventType
+from orderlog.domain.envelope import ENVELOPES
 from orderlog.domain.instants import format_instant
+from orderlog.domain.record import FIELDS, Record
 
 NAMESPACE = "orderlog.events"
-SCHEMA_DIRECTORY = Path(__file__).resolve().parent.parent / "schemas"
+ENVELOPE_NAMESPACE = "orderlog.inbound"
+SCHEMA_DIRECTORY = Path(__file__).parent / "schemas"
+"""The top-level schemas/ (linked into the package, so that an installed wheel carries them)."""
 TIME_FIELDS = ("occurred_at", "recorded_at")
 OPTIONAL_STRING = ["null", "string"]
 
@@ -70,6 +75,39 @@ def schema_for(event_type: EventType) -> dict[str, Any]:
     }
 
 
+def envelope_schema_for(event_type: EventType) -> dict[str, Any]:
+    """The Avro schema of an upstream envelope of this type, for producers that send Avro to
+    `orderlog.inbound` instead of JSON: the contract's fields with the JSON's own types
+    (times as strings, exactly as upstream wrote them, so that a signature over the JSON
+    form still verifies)."""
+    defined: set[str] = set()
+    fields = []
+    for field_name, field in ENVELOPES[event_type.name].model_fields.items():
+        if field_name == "data":
+            kind = _record(event_type.data, f"{event_type.name}EnvelopeData", defined)
+        else:
+            kind = _type(field.annotation, defined)
+        entry: dict[str, Any] = {"name": field_name, "type": kind}
+        if isinstance(kind, list) and "null" in kind:
+            entry["default"] = None
+        fields.append(entry)
+    return {
+        "type": "record",
+        "name": f"{event_type.name}Envelope",
+        "namespace": ENVELOPE_NAMESPACE,
+        "doc": f"An upstream {event_type.name} envelope, as sent to the inbound topic.",
+        "fields": fields,
+    }
+
+
+def declared_schemas() -> dict[str, dict[str, Any]]:
+    """Every schema the contract declares, by file name stem: stored records (`PaymentCaptured`)
+    and upstream envelopes (`PaymentCapturedEnvelope`)."""
+    schemas = {name: schema_for(event_type) for name, event_type in EVENT_TYPES.items()}
+    schemas |= {f"{name}Envelope": envelope_schema_for(EVENT_TYPES[name]) for name in UPSTREAM_TYPES}
+    return schemas
+
+
 def _record(model: type[BaseModel], name: str, defined: set[str]) -> Any:
     if name in defined:
         return name
@@ -105,18 +143,30 @@ def _type(annotation: Any, defined: set[str]) -> Any:
 # ---------------------------------------------------------------- the codec
 
 
-def to_datum(record: dict[str, Any]) -> dict[str, Any]:
-    datum = dict(record)
-    for name in TIME_FIELDS:
-        datum[name] = datetime.fromisoformat(record[name])
+def datum_of(record: Record) -> dict[str, Any]:
+    """The Avro datum of a record: the same fields, times as timestamp-millis."""
+    datum = dict(zip(FIELDS, record, strict=True))
+    datum["occurred_at"] = _millis(record.occurred_at)
+    datum["recorded_at"] = _recorded_millis(record.recorded_at)
     return datum
 
 
-def from_datum(datum: dict[str, Any]) -> dict[str, Any]:
-    record = dict(datum)
+@lru_cache(maxsize=64)
+def _recorded_millis(instant: str) -> int:
+    """A batch's records share one record time: worked out once."""
+    return _millis(instant)
+
+
+def _millis(instant: str) -> int:
+    return int(datetime.fromisoformat(instant).timestamp() * 1000 + 0.5)
+
+
+def record_from_datum(datum: dict[str, Any]) -> Record:
+    """The record an Avro datum carries: equal to the one read from the store."""
+    fields = dict(datum)
     for name in TIME_FIELDS:
-        record[name] = format_instant(datum[name])
-    return record
+        fields[name] = format_instant(fields[name])
+    return Record(**fields)
 
 
 _PARSED: dict[str, Any] = {}
@@ -128,18 +178,18 @@ def parsed_schema(type_name: str) -> Any:
     return _PARSED[type_name]
 
 
-def encode(record: dict[str, Any]) -> bytes:
-    """The Avro body of a stored record (no framing; the Kafka layer adds the wire format)."""
+def encode(record: Record) -> bytes:
+    """The Avro body of a record (no framing; the Kafka layer adds the wire format)."""
     buffer = io.BytesIO()
-    fastavro.schemaless_writer(buffer, parsed_schema(record["type"]), to_datum(record))
+    fastavro.schemaless_writer(buffer, parsed_schema(record.type), datum_of(record))
     return buffer.getvalue()
 
 
-def decode(body: bytes, type_name: str, writer_schema: dict[str, Any] | None = None) -> dict[str, Any]:
+def decode(body: bytes, type_name: str, writer_schema: dict[str, Any] | None = None) -> Record:
+    """A record from an Avro body written with `writer_schema` (default: the current one)."""
     reader = parsed_schema(type_name)
     writer = fastavro.parse_schema(writer_schema) if writer_schema else reader
-    datum = fastavro.schemaless_reader(io.BytesIO(body), writer, reader)
-    return from_datum(datum)  # type: ignore[arg-type]
+    return record_from_datum(fastavro.schemaless_reader(io.BytesIO(body), writer, reader))  # type: ignore[arg-type]
 
 
 # ---------------------------------------------------------------- the files
@@ -153,11 +203,11 @@ def schema_files(type_name: str, directory: Path = SCHEMA_DIRECTORY) -> list[Pat
 def check_schemas(directory: Path = SCHEMA_DIRECTORY) -> list[str]:
     """What differs between the declarations and the schema files (empty: all current)."""
     problems = []
-    for name, event_type in EVENT_TYPES.items():
+    for name, schema in declared_schemas().items():
         files = schema_files(name, directory)
         if not files:
             problems.append(f"{name}: no schema file; run `make schemas`")
-        elif json.loads(files[-1].read_text(encoding="utf-8")) != schema_for(event_type):
+        elif json.loads(files[-1].read_text(encoding="utf-8")) != schema:
             problems.append(f"{name}: declaration differs from {files[-1].name}; run `make schemas`")
     return problems
 
@@ -165,8 +215,7 @@ def check_schemas(directory: Path = SCHEMA_DIRECTORY) -> list[str]:
 def write_schemas(directory: Path = SCHEMA_DIRECTORY) -> list[Path]:
     """Writes the next version of every schema whose declaration changed; never rewrites one."""
     written = []
-    for name, event_type in EVENT_TYPES.items():
-        schema = schema_for(event_type)
+    for name, schema in declared_schemas().items():
         files = schema_files(name, directory)
         if files and json.loads(files[-1].read_text(encoding="utf-8")) == schema:
             continue
@@ -179,7 +228,7 @@ def write_schemas(directory: Path = SCHEMA_DIRECTORY) -> list[Path]:
 def check_compatibility(directory: Path = SCHEMA_DIRECTORY) -> list[str]:
     """Can the latest version of each schema read data written with every earlier one?"""
     problems = []
-    for name in EVENT_TYPES:
+    for name in declared_schemas():
         files = schema_files(name, directory)
         if len(files) < 2:
             continue

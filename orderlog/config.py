@@ -1,32 +1,32 @@
-"""Configuration: environment variables, overridden by command-line options, in one place.
+"""Settings: environment variables, overridden by command-line options, in one place.
 
-| variable                     | option                 | meaning                                      |
-|------------------------------|------------------------|----------------------------------------------|
-| ORDERLOG_STORE               | --store URL            | sqlite:///orderlog.db (default), postgresql://... |
-| ORDERLOG_MASTER_KEY          |                        | base64 master key wrapping customer data keys |
-| ORDERLOG_MASTER_KEY_FILE     |                        | file holding it (default: beside the store)   |
-| ORDERLOG_SIGNING_KEY         | --signing-key FILE     | Ed25519 PEM key that signs checkpoints        |
-| ORDERLOG_REQUIRE_SIGNATURES  | --require-signatures   | 1: reject unsigned upstream events            |
+Only values live here; what they open and connect is orderlog.bootstrap's job.
+
+| variable                       | option                 | meaning                                          |
+|--------------------------------|------------------------|--------------------------------------------------|
+| ORDERLOG_STORE                 | --store URL            | sqlite:///orderlog.db (default), postgresql://... |
+| ORDERLOG_MASTER_KEY            |                        | base64 master key wrapping customer data keys     |
+| ORDERLOG_MASTER_KEY_FILE       |                        | file holding it (default: beside the store)       |
+| ORDERLOG_SIGNING_KEY           | --signing-key FILE     | Ed25519 PEM key that signs checkpoints            |
+| ORDERLOG_REQUIRE_SIGNATURES    | --require-signatures   | 1: reject unsigned upstream events                |
+| ORDERLOG_POSTGRES_POOL_SIZE    |                        | PostgreSQL connections kept open (default 2)      |
+| ORDERLOG_POSTGRES_MAX_OVERFLOW |                        | more connections allowed under load (default 4)   |
+| ORDERLOG_KAFKA                 | --kafka HOST:PORT,...  | Kafka bootstrap servers (none: embedded mode)     |
+| ORDERLOG_SCHEMA_REGISTRY       | --schema-registry URL  | a Confluent-compatible registry (default: local)  |
+| ORDERLOG_TOPIC_PREFIX          |                        | topic names' prefix (default `orderlog.`)         |
+| ORDERLOG_KAFKA_CONSUMER_OPTIONS|                        | extra consumer settings, `name=value;...`         |
+| ORDERLOG_DEBUG                 |                        | 1: tracebacks of defects, on stderr               |
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from orderlog.application import OrderLog, open_store
-from orderlog.privacy.master_key import (
-    CHECK_NAME,
-    MasterKeyError,
-    check_value,
-    create_key_file,
-    default_key_file,
-    find_master_key,
-)
-from orderlog.privacy.vault import Vault
-from orderlog.store.location import DEFAULT_STORE, StoreLocation, parse_store_url
+from orderlog.privacy.master_key import default_key_file
+from orderlog.store.location import DEFAULT_STORE, StoreError, StoreLocation, parse_store_url
 
 TRUE_WORDS = {"1", "true", "yes", "y", "on"}
 
@@ -38,6 +38,16 @@ class Config:
     master_key_file: Path | None = None
     signing_key: Path | None = None
     require_signatures: bool = False
+    postgres_pool: tuple[int, int] = (2, 4)
+    """The PostgreSQL connection pool: (connections kept, more allowed under load)."""
+    kafka: str | None = None
+    """Kafka bootstrap servers; None is the embedded mode (the store's log, no topics)."""
+    schema_registry: str | None = None
+    """A Confluent-compatible schema registry's URL; None: ids from schemas/ (local)."""
+    topic_prefix: str = "orderlog."
+    kafka_consumer_options: dict[str, str] = field(default_factory=dict)
+    """Extra librdkafka consumer settings (`session.timeout.ms=1000;...`), e.g. for tests."""
+    debug: bool = False
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Config:
@@ -49,39 +59,60 @@ class Config:
             master_key=env.get("ORDERLOG_MASTER_KEY") or None,
             master_key_file=Path(key_file) if key_file else None,
             signing_key=Path(signing_key) if signing_key else None,
-            require_signatures=env.get("ORDERLOG_REQUIRE_SIGNATURES", "").strip().lower() in TRUE_WORDS,
+            require_signatures=_flag(env, "ORDERLOG_REQUIRE_SIGNATURES"),
+            postgres_pool=(
+                _count(env, "ORDERLOG_POSTGRES_POOL_SIZE", 2),
+                _count(env, "ORDERLOG_POSTGRES_MAX_OVERFLOW", 4),
+            ),
+            kafka=env.get("ORDERLOG_KAFKA") or None,
+            schema_registry=env.get("ORDERLOG_SCHEMA_REGISTRY") or None,
+            topic_prefix=env.get("ORDERLOG_TOPIC_PREFIX", "orderlog."),
+            kafka_consumer_options=_options(env.get("ORDERLOG_KAFKA_CONSUMER_OPTIONS", "")),
+            debug=debug_requested(env),
         )
 
     @property
     def location(self) -> StoreLocation:
         return parse_store_url(self.store_url)
 
+    def topic(self, name: str) -> str:
+        """A topic's full name: `inbound` -> `orderlog.inbound`."""
+        return f"{self.topic_prefix}{name}"
+
     def key_file(self) -> Path:
         return self.master_key_file or default_key_file(self.location)
 
-    def open(self, *, create: bool = False) -> OrderLog:
-        return open_store(self.location, create=create)
+    def files(self) -> list[Path]:
+        """The files this configuration reads: the SQLite store and its keys."""
+        location = self.location
+        store = [location.path] if location.kind == "sqlite" and location.path is not None else []
+        keys = [path for path in (self.key_file(), self.signing_key) if path is not None]
+        return store + keys
 
-    def vault(self, app: OrderLog, *, writing: bool, announce: Callable[[str], None]) -> Vault:
-        """The store's vault. Writing with no key anywhere yet creates the key file."""
-        key_file = self.key_file()
-        origin = " (ORDERLOG_MASTER_KEY)" if self.master_key else f" {key_file}"
-        key = find_master_key(self.master_key, key_file)
-        stored_check = app.database.get_meta(CHECK_NAME)
-        if key is None:
-            if not writing:
-                return Vault(app.database, None, origin)
-            if stored_check is not None:
-                raise MasterKeyError(
-                    f"this store's personal data is encrypted under a master key that is not configured: "
-                    f"set ORDERLOG_MASTER_KEY or restore the key file {key_file}"
-                )
-            key = create_key_file(key_file)
-            announce(
-                f"created master key file {key_file} (mode 600): it unlocks all personal data in "
-                f"{app.location.label}; back it up, and keep it apart from the store's backups"
-            )
-        check = check_value(key)
-        if (stored_check or app.database.set_meta_once(CHECK_NAME, check)) != check:
-            raise MasterKeyError(f"the master key{origin} is not the one this store's data was encrypted with")
-        return Vault(app.database, key, origin)
+
+def _options(text: str) -> dict[str, str]:
+    options = {}
+    for part in filter(None, (piece.strip() for piece in text.split(";"))):
+        name, equals, value = part.partition("=")
+        if not equals or not name.strip():
+            raise StoreError(f"ORDERLOG_KAFKA_CONSUMER_OPTIONS: {part!r} is not NAME=VALUE")
+        options[name.strip()] = value.strip()
+    return options
+
+
+def debug_requested(env: Mapping[str, str]) -> bool:
+    """ORDERLOG_DEBUG: read first of all, so that even a bad setting shows its traceback."""
+    return _flag(env, "ORDERLOG_DEBUG")
+
+
+def _flag(env: Mapping[str, str], name: str) -> bool:
+    return env.get(name, "").strip().lower() in TRUE_WORDS
+
+
+def _count(env: Mapping[str, str], name: str, default: int) -> int:
+    text = env.get(name, "").strip()
+    if not text:
+        return default
+    if not text.isdigit() or int(text) > 1000:
+        raise StoreError(f"{name}={text!r}: expected a whole number of connections (0-1000)")
+    return int(text)

@@ -5,14 +5,13 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
-from uuid import UUID
+from typing import TYPE_CHECKING
 
-from eventsourcing.persistence import StoredEvent
-
-from orderlog.application import OrderLog
 from orderlog.domain.order import Order
 from orderlog.domain.reasons import reason_category
+
+if TYPE_CHECKING:
+    from orderlog.application import OrderLog
 
 
 @dataclass
@@ -49,16 +48,15 @@ class StoreSummary:
 def summarise(app: OrderLog) -> StoreSummary:
     """Folds every order of the log in memory; one pass, in store order."""
     summary = StoreSummary()
-    orders: dict[str, Any] = {}
-    for _position, originator_id, version, topic, state in app.database.log():
+    orders: dict[str, Order] = {}
+    for _position, record in app.log_reader.records():
         summary.events += 1
-        summary.events_by_type[topic.partition("/")[2]] += 1
-        if not topic.startswith("order/"):
+        summary.events_by_type[record.type] += 1
+        if record.stream != "order":
             continue
-        event: Any = app.mapper.to_domain_event(StoredEvent(UUID(originator_id), version, topic, state))
-        orders[originator_id] = event.mutate(orders.get(originator_id))
-        if event.type == "RequestRefused":
-            summary.refusal_reasons[event.data["reason"].split(":")[-1].strip()] += 1
+        orders[record.key] = Order.fold(orders.get(record.key), record)
+        if record.type == "RequestRefused":
+            summary.refusal_reasons[record.data["reason"].split(":")[-1].strip()] += 1
     for order in orders.values():
         _count_order(summary, order)
     return summary

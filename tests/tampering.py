@@ -13,6 +13,7 @@ from orderlog.audit_verify import canonical_json
 from orderlog.store.location import StoreLocation
 
 Row = tuple[int, str, int, str, bytes]
+ORDERLOG_AUDIT_TABLES = ("merkle_leaves", "merkle_nodes", "map_entries", "map_nodes", "checkpoints", "checkpoint_maps")
 
 
 class RawStore:
@@ -40,7 +41,8 @@ class RawStore:
             finally:
                 connection.close()
 
-    def _sql(self, text: str) -> str:
+    def sql(self, text: str) -> str:
+        """`text` with `?` placeholders as the database wants them."""
         return text.replace("?", "%s") if self.postgres else text
 
     def rows(self) -> list[Row]:
@@ -53,19 +55,17 @@ class RawStore:
 
     def set_state(self, position: int, state: bytes) -> None:
         with self.cursor() as cursor:
-            cursor.execute(
-                self._sql(f"UPDATE {self.events} SET state = ? WHERE {self.position} = ?"), (state, position)
-            )
+            cursor.execute(self.sql(f"UPDATE {self.events} SET state = ? WHERE {self.position} = ?"), (state, position))
 
     def delete(self, position: int) -> None:
         with self.cursor() as cursor:
-            cursor.execute(self._sql(f"DELETE FROM {self.events} WHERE {self.position} = ?"), (position,))
+            cursor.execute(self.sql(f"DELETE FROM {self.events} WHERE {self.position} = ?"), (position,))
 
     def swap(self, first: Row, second: Row) -> None:
         """Exchange two records' places in the log (each stays in its own stream)."""
         with self.cursor() as cursor:
             for row in (first, second):
-                cursor.execute(self._sql(f"DELETE FROM {self.events} WHERE {self.position} = ?"), (row[0],))
+                cursor.execute(self.sql(f"DELETE FROM {self.events} WHERE {self.position} = ?"), (row[0],))
             self._insert(cursor, first[0], second)
             self._insert(cursor, second[0], first)
 
@@ -73,13 +73,13 @@ class RawStore:
         """A record inserted in the middle of the log: later positions move up by one."""
         with self.cursor() as cursor:
             cursor.execute(
-                self._sql(
+                self.sql(
                     f"UPDATE {self.events} SET {self.position} = {self.position} + 1000000 WHERE {self.position} >= ?"
                 ),
                 (position,),
             )
             cursor.execute(
-                self._sql(
+                self.sql(
                     f"UPDATE {self.events} SET {self.position} = {self.position} - 999999 WHERE {self.position} >= ?"
                 ),
                 (1000000,),
@@ -89,7 +89,7 @@ class RawStore:
     def _insert(self, cursor: Any, position: int, row: Row) -> None:
         _p, originator_id, version, topic, state = row
         cursor.execute(
-            self._sql(
+            self.sql(
                 f"INSERT INTO {self.events} ({self.position}, originator_id, originator_version, topic, state) "
                 "VALUES (?, ?, ?, ?, ?)"
             ),
@@ -97,9 +97,9 @@ class RawStore:
         )
 
     def forget_tree(self) -> None:
-        """What a thorough forger does last: drop orderlog's persisted tree and kept checkpoints."""
+        """What a thorough forger does last: drop orderlog's persisted tree and map, and kept checkpoints."""
         with self.cursor() as cursor:
-            for table in ("merkle_leaves", "merkle_nodes", "checkpoints"):
+            for table in ORDERLOG_AUDIT_TABLES:
                 cursor.execute(f"DELETE FROM {self.prefix}orderlog_{table}")
 
 

@@ -1,9 +1,14 @@
-"""Checkpoints: the log's Merkle root at a size, signed with the instance's Ed25519 key.
+"""Checkpoints: the log's Merkle root and the root of its map of stream heads at a size,
+signed with the instance's Ed25519 key.
 
 A checkpoint is meant to leave the system (mailed, published, handed to an auditor): from
 then on, any change to the first `tree_size` records, even one that recomputes every
 hash, changes that root and is caught by `audit verify --checkpoint` (a consistency
-proof), and any order's records can be proven included (`audit proof`).
+proof), and any order's records can be proven included and complete (`audit proof`): the
+map root fixes each stream's record count and last hash at that size.
+
+Checkpoints issued before the map existed have no `map_root`; they stay loadable and
+verifiable, and their proofs show inclusion only.
 """
 
 from __future__ import annotations
@@ -11,17 +16,27 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from orderlog.application import OrderLog
 from orderlog.audit import AuditError
 from orderlog.audit.log import read_log
+from orderlog.audit.persisted_map import PersistedMap, head_changes
 from orderlog.audit.tree import Leaf, PersistedTree
-from orderlog.audit_verify import checkpoint_payload, public_key_id
+from orderlog.audit_verify import (
+    Unreadable,
+    check_checkpoint,
+    checkpoint_payload,
+    public_key_id,
+    read_json_file,
+    shown,
+)
 from orderlog.domain.instants import format_instant
-from orderlog.signing import public_pem, sign
+from orderlog.sources.signing import public_pem, sign
+
+if TYPE_CHECKING:
+    from orderlog.application import OrderLog
 
 FIELDS = ("tree_size", "root_hash", "issued_at", "key_id", "signature")
 APPEND_CHUNK = 50_000
@@ -35,7 +50,7 @@ def extend_tree(app: OrderLog) -> PersistedTree:
     """
     tree = PersistedTree(app.database)
     pending: list[Leaf] = []
-    for entry in read_log(app.database, after=tree.last_position()):
+    for entry in read_log(app.log_reader, after=tree.last_position()):
         if entry.problem or entry.record is None or entry.stored_hash != entry.recomputed:
             raise AuditError(f"{entry.label} does not match its own hash; run `orderlog audit verify`")
         record = entry.record
@@ -48,12 +63,25 @@ def extend_tree(app: OrderLog) -> PersistedTree:
     return tree
 
 
+def extend_map(app: OrderLog, tree: PersistedTree, size: int) -> bytes:
+    """Brings the map of stream heads to tree size `size` from the tree's leaves since the
+    map was last built (all of them the first time) and returns its root.
+
+    Refuses, like the tree, to sign over damage: a stream whose versions skip or repeat.
+    """
+    persisted = PersistedMap(app.database)
+    since = persisted.size()
+    changes = head_changes(tree.leaves_between(since or 0, size))
+    return persisted.advance(changes, size)
+
+
 def issue_checkpoint(app: OrderLog, signing_key: Ed25519PrivateKey) -> dict[str, Any]:
     tree = extend_tree(app)
     size = tree.size()
     checkpoint: dict[str, Any] = {
         "tree_size": size,
         "root_hash": tree.root(size).hex(),
+        "map_root": extend_map(app, tree, size).hex(),
         "issued_at": format_instant(datetime.now(UTC)),
         "key_id": public_key_id(public_pem(signing_key)),
     }
@@ -66,30 +94,43 @@ def issue_checkpoint(app: OrderLog, signing_key: Ed25519PrivateKey) -> dict[str,
             ),
             [checkpoint[name] for name in FIELDS],
         )
+        cursor.execute(
+            app.database.sql(
+                "INSERT INTO {checkpoint_maps} (signature, map_root) VALUES (?, ?) ON CONFLICT (signature) DO NOTHING"
+            ),
+            (checkpoint["signature"], checkpoint["map_root"]),
+        )
     return checkpoint
 
 
 def stored_checkpoints(app: OrderLog) -> list[dict[str, Any]]:
+    """Every checkpoint the store kept, as issued (`map_root` for those that signed one);
+    values as stored, for verification to check like any checkpoint file."""
+    columns = ", ".join(f"c.{name}" for name in FIELDS)
     with app.database.transaction(commit=False) as cursor:
         rows = cursor.execute(
-            app.database.sql(f"SELECT {', '.join(FIELDS)} FROM {{checkpoints}} ORDER BY tree_size")
+            app.database.sql(
+                f"SELECT {columns}, m.map_root FROM {{checkpoints}} c "
+                "LEFT JOIN {checkpoint_maps} m ON m.signature = c.signature ORDER BY c.tree_size"
+            )
         ).fetchall()
-    return [dict(zip(FIELDS, (int(row[0]), *row[1:]), strict=True)) for row in rows]
+    checkpoints = []
+    for row in rows:
+        checkpoint = dict(zip(FIELDS, row[:-1], strict=True))
+        if row[-1] is not None:
+            checkpoint["map_root"] = row[-1]
+        checkpoints.append(checkpoint)
+    return checkpoints
 
 
 def load_checkpoint(path: Path) -> dict[str, Any]:
-    """A checkpoint file, checked for shape (not yet for its signature)."""
+    """A checkpoint file, checked for shape (not yet for its signature): one line naming
+    what is wrong otherwise."""
+    label = f"checkpoint file {shown(str(path))}"
     try:
-        checkpoint = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise AuditError(f"checkpoint file {path} does not exist") from None
-    except (ValueError, UnicodeDecodeError) as error:
-        raise AuditError(f"checkpoint file {path} is not JSON: {error}") from None
-    if not isinstance(checkpoint, dict) or set(checkpoint) != set(FIELDS):
-        raise AuditError(f"checkpoint file {path} must hold exactly {', '.join(FIELDS)}")
-    if not isinstance(checkpoint["tree_size"], int) or checkpoint["tree_size"] < 0:
-        raise AuditError(f"checkpoint file {path}: tree_size must be a whole number")
-    return checkpoint
+        return check_checkpoint(read_json_file(str(path), label), label)
+    except Unreadable as error:
+        raise AuditError(str(error)) from None
 
 
 def write_checkpoint(checkpoint: dict[str, Any], path: Path | None) -> str:

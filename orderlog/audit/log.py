@@ -9,8 +9,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from orderlog.store.database import Database
-from orderlog.store.mapper import HASH_SUFFIX_LENGTH, sealed_part, stored_state
+from orderlog.domain.record import HASH_SUFFIX_LENGTH, sealed_part, stored_bytes
+from orderlog.store.log import LogReader
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,8 +37,8 @@ class LogEntry:
         return f"{stream} {key} version {self.version} (store position {self.position})"
 
 
-def read_log(database: Database, after: int = 0) -> Iterator[LogEntry]:
-    return (entry_from_row(*row) for row in database.log(after))
+def read_log(log: LogReader, after: int = 0) -> Iterator[LogEntry]:
+    return (entry_from_row(*row) for row in log.rows(after))
 
 
 def entry_from_row(position: int, originator_id: str, version: int, topic: str, state: bytes) -> LogEntry:
@@ -60,7 +60,7 @@ def entry_from_row(position: int, originator_id: str, version: int, topic: str, 
         return damaged(None, "the stored record is not readable JSON")
     if not isinstance(record, dict) or not isinstance(record.get("hash"), str):
         return damaged(None, "the stored record has no hash")
-    if state[-HASH_SUFFIX_LENGTH:] != stored_state(b"}", record["hash"]):
+    if state[-HASH_SUFFIX_LENGTH:] != stored_bytes(b"}", record["hash"]):
         return damaged(record, "the stored record's hash is not its last member, where orderlog writes it")
     return LogEntry(position, originator_id, version, topic, record, hashlib.sha256(sealed_part(state)).hexdigest())
 

@@ -71,6 +71,15 @@ def consistency_proof(first_size: int, second_size: int, node: NodeSource) -> li
     return subproof(0, second_size, True)
 
 
+def perfect_root(leaves: list[bytes]) -> bytes:
+    """MTH of a power-of-two number of leaves, computed level by level: the same hash as
+    appending them one by one, without the bookkeeping per leaf."""
+    level = leaves
+    while len(level) > 1:
+        level = [node_hash(level[i], level[i + 1]) for i in range(0, len(level), 2)]
+    return level[0]
+
+
 def needed_nodes(compute: Callable[[NodeSource], object]) -> set[Coordinate]:
     """The stored nodes `compute` reads, found by running it on placeholder hashes."""
     wanted: set[Coordinate] = set()
@@ -107,15 +116,23 @@ class Frontier:
 
     def append(self, leaf: bytes) -> list[tuple[int, int, bytes]]:
         """Adds one leaf hash; returns every node completed by it (the leaf included)."""
-        made = [(0, self.size, leaf)]
+        return self.append_subtree(0, leaf)
+
+    def append_subtree(self, level: int, digest: bytes) -> list[tuple[int, int, bytes]]:
+        """Adds the hash of a complete subtree of 2**level leaves, at a size that is a multiple
+        of 2**level; returns every node completed by it (the subtree's included)."""
+        made = [(level, self.size >> level, digest)]
         self.nodes.append(made[0])
         while len(self.nodes) >= 2 and self.nodes[-1][0] == self.nodes[-2][0]:
             right, left = self.nodes.pop(), self.nodes.pop()
             parent = (left[0] + 1, left[1] >> 1, node_hash(left[2], right[2]))
             self.nodes.append(parent)
             made.append(parent)
-        self.size += 1
+        self.size += 1 << level
         return made
+
+    def copy(self) -> Frontier:
+        return Frontier(self.size, list(self.nodes))
 
     def extend(self, leaves: Iterable[bytes]) -> list[tuple[int, int, bytes]]:
         made: list[tuple[int, int, bytes]] = []

@@ -4,7 +4,7 @@ a proof reads a few dozen nodes instead of rebuilding the tree."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from orderlog.audit.merkle import (
@@ -111,6 +111,12 @@ class PersistedTree:
             (start, limit),
         )
         return [(row[0], row[1:]) for row in rows]
+
+    def leaves_between(self, start: int, end: int, page: int = 50_000) -> Iterator[Leaf]:
+        """The leaves from index `start` up to (not including) `end`, read a page at a time."""
+        while start < end and (rows := self.leaves(start, min(page, end - start))):
+            yield from (leaf for _index, leaf in rows)
+            start = rows[-1][0] + 1
 
     def leaf_indices(self, positions: list[int]) -> dict[int, int]:
         """Store position -> leaf index, for positions the tree holds."""

@@ -2,66 +2,69 @@
 
 One pass over the log in store order:
 - every record's hash is recomputed from its content (RFC 8785 canonical JSON, SHA-256);
-- every stream's chain is followed: versions 1, 2, 3... each `prev_hash` the hash of the
-  record before;
-- every record must sit in the stream its content names;
+- every stream's chain is followed (orderlog.audit.chains): versions 1, 2, 3... each
+  `prev_hash` the hash of the record before, each record in the stream its content names;
 - the Merkle tree is rebuilt from the recomputed hashes and compared, leaf by leaf, with the
-  tree persisted at the last checkpoint;
-- each checkpoint given (and each one the store kept) is checked: its signature, the
-  rebuilt root at its size, and an RFC 9162 consistency proof that today's log extends it.
+  tree persisted at the last checkpoint; a record found elsewhere than the tree recorded it
+  is named as moved (or swapped, naming the other record);
+- the map of stream heads is rebuilt from the chains and compared with the persisted map
+  at each size it was built at (orderlog.audit.map_verification);
+- each checkpoint given (and each one the store kept) is checked: first the checkpoint
+  itself (its shape and, with the log's public key, its signature: a checkpoint that fails
+  is named invalid, and the log is not blamed for it), then the rebuilt root and map root at
+  its size, and an RFC 9162 consistency proof that the persisted tree extends it.
 
-An edit that recomputes every hash and the persisted tree leaves no trace inside the store;
-only a checkpoint kept elsewhere catches it, which is why checkpoints are meant to leave.
+An edit that recomputes every hash and the persisted tree and map leaves no trace inside
+the store; only a checkpoint kept elsewhere catches it, which is why checkpoints are meant
+to leave.
 """
 
 from __future__ import annotations
 
-import hashlib
+import gc
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from orderlog.application import OrderLog
-from orderlog.audit.log import LogEntry, entry_from_row, quick_fields, sealed_digest
-from orderlog.audit.merkle import Frontier
+from orderlog.audit.chains import Chains, Divergence, Row
+from orderlog.audit.log import entry_from_row
+from orderlog.audit.map_verification import MapVerification
+from orderlog.audit.merkle import Frontier, perfect_root
+from orderlog.audit.persisted_map import PersistedMap
 from orderlog.audit.tree import Leaf, PersistedTree
-from orderlog.audit_verify import (
-    EMPTY_TREE_HASH,
-    GENESIS_HASH,
-    leaf_hash,
-    verify_checkpoint,
-    verify_consistency,
-)
-from orderlog.domain.stream import stream_id
-from orderlog.domain.streams import STREAMS
+from orderlog.audit_verify import EMPTY_TREE_HASH, Unreadable, check_checkpoint, verify_checkpoint, verify_consistency
+
+if TYPE_CHECKING:
+    from orderlog.application import OrderLog
 
 KEPT_DIVERGENCES = 50
 CHUNK_LEVEL = 10
 CHUNK = 1 << CHUNK_LEVEL
 """The log is compared with the persisted tree 1,024 leaves at a time (one stored node each);
 only a chunk whose node differs is compared leaf by leaf."""
+NOT_CHECKED = "not checked (no public key given)"
 
-
-@dataclass
-class Divergence:
-    where: str
-    what: str
-    position: int | None = None
-
-    def __str__(self) -> str:
-        return f"{self.where}: {self.what}"
+__all__ = ["CheckpointCheck", "Divergence", "Verification", "verify_store"]
 
 
 @dataclass
 class CheckpointCheck:
     origin: str
-    tree_size: int
-    root_hash: str
+    tree_size: Any
+    root_hash: Any
     signature: str
+    invalid: str = ""
+    """Why the checkpoint itself is not valid (then the log was not compared with it)."""
     problems: list[str] = field(default_factory=list)
+    """Where the log does not match a checkpoint that is valid, or whose signature was not checked."""
     consistency_hashes: int | None = None
+    map_root_checked: bool = False
 
     def __str__(self) -> str:
         head = f"checkpoint {self.origin} (tree_size {self.tree_size}): signature {self.signature}"
+        if self.invalid:
+            return f"{head}; FAILED: this checkpoint is invalid: {self.invalid}; the log was not compared with it"
         if self.problems:
             return f"{head}; FAILED: {'; '.join(self.problems)}"
         proof = (
@@ -69,7 +72,13 @@ class CheckpointCheck:
             if self.consistency_hashes is not None
             else ""
         )
-        return f"{head}; the log extends it{proof}"
+        heads = (
+            ", map of stream heads verified"
+            if self.map_root_checked
+            else "; it has no map_root (issued before the map of stream heads): proofs against it show inclusion, "
+            "not completeness"
+        )
+        return f"{head}; the log extends it{proof}{heads}"
 
 
 @dataclass
@@ -84,14 +93,21 @@ class Verification:
 
     @property
     def ok(self) -> bool:
-        return self.divergence_count == 0 and not any(c.problems for c in self.checkpoints)
+        return self.divergence_count == 0 and not any(c.invalid or c.problems for c in self.checkpoints)
 
     def headline(self) -> str:
         if self.ok:
             return f"verified {self.events} events in {self.orders} orders, root {self.root}"
         if self.divergences:
             return f"FAILED: {self.divergences[0]}"
-        failed = next(c for c in self.checkpoints if c.problems)
+        failed = next(c for c in self.checkpoints if c.invalid or c.problems)
+        if failed.invalid:
+            return f"FAILED: checkpoint {failed.origin} is invalid: {failed.invalid}"
+        if failed.signature == NOT_CHECKED:
+            return (
+                f"FAILED: the log does not match checkpoint {failed.origin}, whose signature was not checked "
+                "(no public key given): the log was altered, or the checkpoint is not this log's (details below)"
+            )
         return f"FAILED: the log does not extend checkpoint {failed.origin} (details below)"
 
     def as_dict(self) -> dict[str, Any]:
@@ -101,93 +117,95 @@ class Verification:
 def verify_store(
     app: OrderLog, checkpoints: list[tuple[str, dict[str, Any]]], public_key_pem: str | None
 ) -> Verification:
+    with _collector_paused():
+        return _verify(app, checkpoints, public_key_pem)
+
+
+@contextmanager
+def _collector_paused() -> Iterator[None]:
+    """The pass keeps hundreds of thousands of small objects alive (a chain head per stream,
+    the map's entries and nodes), none in a cycle; each full collection would walk them all
+    again and find nothing. Reference counting still frees everything meanwhile."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _verify(app: OrderLog, checkpoints: list[tuple[str, dict[str, Any]]], public_key_pem: str | None) -> Verification:
+    result = Verification()
+    checks = [_check_itself(origin, checkpoint, public_key_pem) for origin, checkpoint in checkpoints]
+    valid = [
+        (check, checkpoint) for check, (_, checkpoint) in zip(checks, checkpoints, strict=True) if not check.invalid
+    ]
     tree = PersistedTree(app.database)
     persisted_size = tree.size()
-    wanted_sizes = {checkpoint["tree_size"] for _, checkpoint in checkpoints} | {persisted_size}
-    result = Verification()
+    wanted_sizes = {checkpoint["tree_size"] for _, checkpoint in valid} | {persisted_size}
+    heads = MapVerification(PersistedMap(app.database), {c["tree_size"] for _, c in valid if "map_root" in c})
     roots = {0: EMPTY_TREE_HASH}
-    frontier = Frontier.empty()
-    chains: dict[str, tuple[str, str, int, str]] = {}  # stream id -> (stream, key, version, hash)
+    frontier = Frontier.empty()  # of the complete chunks read so far
+    chains = Chains(lambda divergence: _diverge(result, divergence))
+    check_row, touched, map_sizes = chains.check, set(), heads.sizes
+    if 0 in map_sizes:
+        heads.at_size(0, [])
     persisted_chunks = tree.level_nodes(CHUNK_LEVEL)
-    chunk: list[tuple[tuple[int, str, int, str, bytes], str]] = []  # the rows of the chunk being read
-    for row in app.database.log():
-        recomputed, leaf = _check_row(row, chains, result)
+    chunk: list[tuple[Row, str]] = []  # the rows of the chunk being read
+    leaves: list[bytes] = []  # and their leaves
+    for row in app.log_reader.rows():
+        recomputed, leaf = check_row(row)
+        touched.add(row[1])
         chunk.append((row, recomputed))
-        for level, index, digest in frontier.append(leaf):
-            if level == CHUNK_LEVEL:  # a chunk of the log is complete: does the persisted tree agree?
-                if persisted_chunks.get(index, digest) != digest or (
-                    index not in persisted_chunks and index * CHUNK < persisted_size
-                ):
-                    _compare_leaves(result, tree, index * CHUNK, chunk, persisted_size)
-                chunk = []
-        if frontier.size in wanted_sizes:
-            roots[frontier.size] = frontier.root()
-    _compare_leaves(result, tree, frontier.size - len(chunk), chunk, persisted_size)
-    if persisted_size > frontier.size:
-        ((index, (position, stream, key, version, _hash)),) = tree.leaves(frontier.size, 1)
+        leaves.append(leaf)
+        if len(leaves) == CHUNK:  # a chunk of the log is complete: does the persisted tree agree?
+            digest, index = perfect_root(leaves), frontier.size >> CHUNK_LEVEL
+            if persisted_chunks.get(index, digest) != digest or (
+                index not in persisted_chunks and index * CHUNK < persisted_size
+            ):
+                _compare_leaves(result, tree, index * CHUNK, chunk, persisted_size)
+            frontier.append_subtree(CHUNK_LEVEL, digest)
+            chunk, leaves = [], []
+        size = frontier.size + len(leaves)
+        if size in wanted_sizes:
+            roots[size] = _root(frontier, leaves)
+        if size in map_sizes:
+            heads.at_size(size, [chains.heads[stream] for stream in touched])
+            touched.clear()
+    size = frontier.size + len(leaves)
+    _compare_leaves(result, tree, frontier.size, chunk, persisted_size)
+    chains.finish()
+    heads.finish(size, {c["tree_size"]: c["map_root"] for _, c in valid if "map_root" in c})
+    for where, what in heads.divergences:
+        _diverge(result, Divergence(where, what))
+    if persisted_size > size:
+        ((index, (position, stream, key, version, _hash)),) = tree.leaves(size, 1)
         _diverge(
             result,
             Divergence(
                 f"{stream} {key} version {version} (store position {position})",
                 f"the tree built at the last checkpoint holds {persisted_size} records but the log holds only "
-                f"{frontier.size}: this record (leaf {index}) and any after it were removed",
+                f"{size}: this record (leaf {index}) and any after it were removed",
                 position,
             ),
         )
-    result.divergences.sort(key=lambda divergence: divergence.position or 0)
-    del result.divergences[KEPT_DIVERGENCES:]
-    result.events = frontier.size
-    result.root = frontier.root().hex()
-    result.streams = len(chains)
-    result.orders = sum(1 for chain in chains.values() if chain[0] == "order")
-    result.checkpoints = [
-        _check_checkpoint(
-            origin,
-            checkpoint=checkpoint,
-            public_key_pem=public_key_pem,
-            roots=roots,
-            tree=tree,
-            persisted_size=persisted_size,
-        )
-        for origin, checkpoint in checkpoints
-    ]
+    _keep_earliest(result.divergences)
+    result.events = size
+    result.root = _root(frontier, leaves).hex()
+    result.streams = len(chains.heads)
+    result.orders = sum(1 for chain in chains.heads.values() if chain[0] == "order")
+    for check, checkpoint in valid:
+        _compare_with_log(check, checkpoint, roots=roots, map_roots=heads.roots, tree=tree, log_size=size)
+    result.checkpoints = checks
     return result
 
 
-def _check_row(
-    row: tuple[int, str, int, str, bytes], chains: dict[str, tuple[str, str, int, str]], result: Verification
-) -> tuple[str, bytes]:
-    """Checks one stored record; returns its recomputed hash (hex) and its Merkle leaf.
-
-    Fast path: a record in orderlog's exact layout whose hash, stream, version and link all
-    check out is confirmed from a few top-level members. Anything else goes the careful way
-    (full parse), which names what is wrong; both demand the same things.
-    """
-    position, originator_id, version, topic, state = row
-    digest = sealed_digest(state)
-    recomputed = digest.hex()
-    quick = quick_fields(state)
-    if quick is not None:
-        key, prev_hash, stream, stated_version, stored_hash = quick
-        previous = chains.get(originator_id)
-        linked = (
-            (stated_version == 1 and prev_hash == GENESIS_HASH and stream_id(stream, key).hex == originator_id)
-            if previous is None
-            else (stated_version == previous[2] + 1 and prev_hash == previous[3] and key == previous[1])
-        )
-        if (
-            linked
-            and stored_hash == recomputed
-            and stated_version == version
-            and topic.startswith(stream)
-            and topic[len(stream)] == "/"
-        ):
-            chains[originator_id] = (stream, key, version, stored_hash)
-            return recomputed, hashlib.sha256(b"\x00" + digest).digest()
-    entry = entry_from_row(*row)
-    for what in _record_problems(entry, chains):
-        _diverge(result, Divergence(entry.label, what, position))
-    return entry.recomputed, leaf_hash(entry.recomputed)
+def _root(frontier: Frontier, leaves: list[bytes]) -> bytes:
+    """The root of the log read so far: complete chunks and the leaves of the one being read."""
+    whole = frontier.copy()
+    whole.extend(leaves)
+    return whole.root()
 
 
 def _diverge(result: Verification, divergence: Divergence) -> None:
@@ -195,113 +213,130 @@ def _diverge(result: Verification, divergence: Divergence) -> None:
     result.divergence_count += 1
     result.divergences.append(divergence)
     if len(result.divergences) > 10 * KEPT_DIVERGENCES:
-        result.divergences.sort(key=lambda kept: kept.position or 0)
-        del result.divergences[KEPT_DIVERGENCES:]
+        _keep_earliest(result.divergences)
+
+
+def _keep_earliest(divergences: list[Divergence]) -> None:
+    """The first KEPT_DIVERGENCES in store order; those without a position (the map's) last."""
+    divergences.sort(key=lambda kept: (kept.position is None, kept.position or 0))
+    del divergences[KEPT_DIVERGENCES:]
+
+
+# ---------------------------------------------------------------- the log against the persisted tree
 
 
 def _compare_leaves(
-    result: Verification,
-    tree: PersistedTree,
-    start: int,
-    rows: list[tuple[tuple[int, str, int, str, bytes], str]],
-    persisted_size: int,
+    result: Verification, tree: PersistedTree, start: int, rows: list[tuple[Row, str]], persisted_size: int
 ) -> None:
     """Leaf by leaf, the log's rows from leaf `start` against the persisted tree's leaves."""
     count = min(len(rows), persisted_size - start)
     if count <= 0:
         return
-    for (_index, leaf), (row, recomputed) in zip(tree.leaves(start, count), rows, strict=False):
-        position = row[0]
-        if (leaf[0], leaf[4]) != (position, recomputed):
-            label = entry_from_row(*row).label
-            _diverge(result, Divergence(label, _differs_from_tree(leaf, position), position))
+    leaves = [leaf for _index, leaf in tree.leaves(start, count)]
+    recorded_at = {leaf[4]: leaf for leaf in leaves}  # record hash -> where the tree recorded it
+    found_at = {recomputed: row[0] for row, recomputed in rows}  # record hash -> where it is now
+    for leaf, (row, recomputed) in zip(leaves, rows, strict=False):
+        if (leaf[0], leaf[4]) != (row[0], recomputed):
+            entry = entry_from_row(*row)
+            now = (entry.record or {}).get("stream"), (entry.record or {}).get("key"), entry.version
+            what = _differs_from_tree(leaf, row[0], now, recorded_at.get(recomputed), found_at.get(leaf[4]))
+            _diverge(result, Divergence(entry.label, what, row[0]))
 
 
-def _differs_from_tree(leaf: Leaf, position_now: int) -> str:
-    position, stream, key, version, _hash = leaf
-    if position == position_now:
+def _differs_from_tree(
+    leaf: Leaf, position: int, now: tuple[Any, Any, int], recorded_here: Leaf | None, moved_to: int | None
+) -> str:
+    """What the record at `position` (stream, key, version `now`) is, against the leaf the
+    tree recorded there: the same record altered, or another record moved here (from
+    where the tree `recorded_here` it), swapped with the one the tree recorded here (now at
+    `moved_to`), or records removed or inserted before it."""
+    leaf_position, stream, key, version, _hash = leaf
+    recorded = f"{stream} {key} version {version} (store position {leaf_position})"
+    if leaf_position == position and now == (stream, key, version):
         return "its hash differs from the one the Merkle tree recorded at checkpoint time: altered since"
+    if recorded_here is not None and recorded_here[0] == moved_to:
+        return (
+            f"it and {stream} {key} version {version} swapped places since the checkpoint: the Merkle tree "
+            f"recorded that record at this store position and this one at store position {moved_to}"
+        )
+    if recorded_here is not None:
+        return (
+            f"the Merkle tree recorded it at store position {recorded_here[0]}, and {recorded} here: "
+            "records were moved since the checkpoint"
+        )
+    if leaf_position == position:
+        return (
+            f"the Merkle tree recorded {recorded} at this store position; it now holds another record: "
+            "records were replaced, moved, removed or inserted since"
+        )
     return (
-        f"the Merkle tree recorded {stream} {key} version {version} (store position {position}) at this place "
-        "in the log: records were removed, inserted or moved since"
+        f"the Merkle tree recorded {recorded} at this place in the log: records were removed, inserted or moved since"
     )
 
 
-def _record_problems(entry: LogEntry, chains: dict[str, tuple[str, str, int, str]]) -> list[str]:
-    """What is wrong with one record and its link to the one before; updates `chains`."""
-    if entry.record is None:  # its hash is unknown: the next record's link cannot be judged
-        previous_key = chains.get(entry.originator_id, ("", "?"))[1]
-        chains[entry.originator_id] = (entry.topic.partition("/")[0], previous_key, entry.version, "")
-        return [entry.problem]
-    record, problems = entry.record, []
-    if entry.problem:
-        problems.append(entry.problem)
-    elif record["hash"] != entry.recomputed:
-        problems.append("its hash does not match its content: the record was altered after it was written")
-    stream, key, stored_stream = record.get("stream"), record.get("key"), entry.topic.partition("/")[0]
-    if stream != stored_stream or record.get("version") != entry.version:
-        problems.append(
-            f"the record says {stream} version {record.get('version')} but is stored as "
-            f"{stored_stream} version {entry.version}: it was moved"
-        )
-    previous = chains.get(entry.originator_id)
-    if previous is None:
-        if stream in STREAMS and isinstance(key, str) and stream_id(stream, key).hex != entry.originator_id:
-            problems.append(f"the record names {stream} {key}, which is not the stream it is stored in")
-        expected_version, expected_link = 1, GENESIS_HASH
-    else:
-        if key != previous[1] and previous[1] != "?":
-            problems.append(f"the record names {stream} {key}, but its stream holds {previous[0]} {previous[1]}")
-        expected_version, expected_link = previous[2] + 1, previous[3]
-    if entry.version > expected_version:
-        missing = (
-            f"version {expected_version}"
-            if entry.version == expected_version + 1
-            else f"versions {expected_version}-{entry.version - 1}"
-        )
-        problems.append(f"{missing} of this stream is missing: removed from the log")
-    elif entry.version < expected_version:
-        problems.append(f"it comes after version {expected_version - 1} of its stream: reordered or repeated")
-    elif expected_link and record.get("prev_hash") != expected_link:
-        problems.append(
-            f"its prev_hash does not link to version {entry.version - 1}"
-            if entry.version > 1
-            else "its prev_hash is not the genesis hash"
-        )
-    chains[entry.originator_id] = (str(stream), str(key), entry.version, str(record["hash"]))
-    return problems
+# ---------------------------------------------------------------- checkpoints
 
 
-def _check_checkpoint(
-    origin: str,
-    *,
-    checkpoint: dict[str, Any],
-    public_key_pem: str | None,
-    roots: dict[int, bytes],
-    tree: PersistedTree,
-    persisted_size: int,
-) -> CheckpointCheck:
-    size, claimed = checkpoint["tree_size"], checkpoint["root_hash"]
-    check = CheckpointCheck(origin, size, claimed, "not checked (no public key given)")
-    if public_key_pem is not None:
-        signature_problems = verify_checkpoint(checkpoint, public_key_pem)
-        check.signature = "valid" if not signature_problems else "INVALID"
-        check.problems += signature_problems
-    if size not in roots:
-        check.problems.append(f"it covers {size} records but the log holds fewer: records were removed")
+def _check_itself(origin: str, checkpoint: dict[str, Any], public_key_pem: str | None) -> CheckpointCheck:
+    """A checkpoint's own validity: its shape, then (with the log's public key) its signature."""
+    size, root = (
+        (checkpoint.get("tree_size"), checkpoint.get("root_hash")) if isinstance(checkpoint, dict) else (None, None)
+    )
+    check = CheckpointCheck(origin, size, root, NOT_CHECKED)
+    try:
+        check_checkpoint(checkpoint, "")
+    except Unreadable as error:
+        check.invalid = str(error)
         return check
+    if public_key_pem is not None:
+        problems = verify_checkpoint(checkpoint, public_key_pem)
+        check.signature = "INVALID" if problems else "valid"
+        check.invalid = "; ".join(problems)
+    return check
+
+
+def _compare_with_log(
+    check: CheckpointCheck,
+    checkpoint: dict[str, Any],
+    *,
+    roots: dict[int, bytes],
+    map_roots: dict[int, bytes],
+    tree: PersistedTree,
+    log_size: int,
+) -> None:
+    """Does the log still hold what a (valid or unchecked) checkpoint signed? Only a
+    checkpoint whose signature checked out is proof that the log changed; for an unchecked
+    one, each problem says that the checkpoint may not be this log's."""
+    size, claimed = checkpoint["tree_size"], checkpoint["root_hash"]
+    unsure = (
+        "" if check.signature == "valid" else ", or the checkpoint is not this log's (its signature was not checked)"
+    )
+    if size > log_size:
+        check.problems.append(
+            f"it covers {size} records but the log holds only {log_size}: records were removed{unsure}"
+        )
+        return
     if roots[size].hex() != claimed:
         check.problems.append(
             f"the log's first {size} records now hash to root {roots[size].hex()}, not {claimed}: records were "
-            "altered, removed or inserted since it was issued (even if every hash was recomputed)"
+            f"altered, removed or inserted since it was issued (even if every hash was recomputed){unsure}"
         )
-        return check
+        return
+    if "map_root" in checkpoint:
+        if map_roots[size].hex() != checkpoint["map_root"]:
+            check.problems.append(
+                f"its map_root {checkpoint['map_root']} is not the map of the log's stream heads at this size "
+                f"({map_roots[size].hex()}), though its root_hash is the log's{unsure}"
+            )
+            return
+        check.map_root_checked = True
+    persisted_size = tree.size()
     if 0 < size <= persisted_size and persisted_size in roots:
         try:
             proof = tree.consistency(size, persisted_size)
         except LookupError as error:
             check.problems.append(str(error))
-            return check
+            return
         if verify_consistency(size, persisted_size, bytes.fromhex(claimed), roots[persisted_size], proof):
             check.consistency_hashes = len(proof)
         else:
@@ -309,4 +344,3 @@ def _check_checkpoint(
                 f"the consistency proof from size {size} to {persisted_size} does not verify: "
                 "the persisted tree was altered"
             )
-    return check

@@ -12,6 +12,7 @@ time must carry a zone. Integers stay below 2**53 so that the RFC 8785 canonical
 
 from __future__ import annotations
 
+import typing
 from dataclasses import dataclass
 from enum import StrEnum
 from functools import cached_property
@@ -29,40 +30,56 @@ from pydantic import (
 )
 
 from orderlog.domain.instants import normalise_instant
+from orderlog.domain.money import MONEY
 from orderlog.domain.reasons import CANCELLATION_REASONS, REASON_NEEDING_NOTE
+from orderlog.domain.text import UNSAFE_CLASS, character_name, unsafe_character
 
 MAX_SAFE_INTEGER = 2**53 - 1
 
-Identifier = Annotated[
-    str,
-    StringConstraints(
-        min_length=1,
-        max_length=128,
-        pattern=r"^[^\s\x00-\x1f\x7f](?:[^\x00-\x1f\x7f]*[^\s\x00-\x1f\x7f])?$",
-    ),
-]
-"""An id from an upstream system: 1-128 printable characters, no surrounding blanks."""
+IDENTIFIER_PATTERN = rf"^[^\s{UNSAFE_CLASS}](?:[^{UNSAFE_CLASS}]*[^\s{UNSAFE_CLASS}])?$"
+TEXT_PATTERN = rf"^[^{UNSAFE_CLASS}]*[^\s{UNSAFE_CLASS}][^{UNSAFE_CLASS}]*$"
+PROSE_PATTERN = rf"^[^{UNSAFE_CLASS}]*$"
+CURRENCY_PATTERN = r"^[A-Z]{3}$"
 
-Text = Annotated[
-    str,
-    StringConstraints(min_length=1, max_length=500, pattern=r"^[^\x00-\x1f\x7f]*\S[^\x00-\x1f\x7f]*$"),
-]
-"""A short non-blank text."""
+Identifier = Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=IDENTIFIER_PATTERN)]
+"""An id from an upstream system: 1-128 characters, no blanks around it, nothing unsafe
+(orderlog.domain.text: no control, bidirectional or zero-width characters)."""
 
-FreeText = Annotated[str, StringConstraints(max_length=2000)]
-"""Optional prose (a note); may be empty."""
+Text = Annotated[str, StringConstraints(min_length=1, max_length=500, pattern=TEXT_PATTERN)]
+"""A short non-blank text, nothing unsafe."""
 
-AddressPart = Annotated[str, StringConstraints(max_length=500)]
+FreeText = Annotated[str, StringConstraints(max_length=2000, pattern=PROSE_PATTERN)]
+"""Optional prose (a note); may be empty, nothing unsafe (one line)."""
+
+AddressPart = Annotated[str, StringConstraints(max_length=500, pattern=PROSE_PATTERN)]
 """Part of an address: present, but possibly empty or malformed (flagged, not refused)."""
 
-Money = Annotated[int, Strict(), Field(ge=0, le=MAX_SAFE_INTEGER)]
-PositiveMoney = Annotated[int, Strict(), Field(gt=0, le=MAX_SAFE_INTEGER)]
+Money = Annotated[int, Strict(), Field(ge=0, le=MAX_SAFE_INTEGER), MONEY]
+PositiveMoney = Annotated[int, Strict(), Field(gt=0, le=MAX_SAFE_INTEGER), MONEY]
 Quantity = Annotated[int, Strict(), Field(gt=0, le=10_000_000)]
 Count = Annotated[int, Strict(), Field(ge=0, le=MAX_SAFE_INTEGER)]
 Flag = Annotated[bool, Strict()]
-Currency = Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")]
+Currency = Annotated[str, StringConstraints(pattern=CURRENCY_PATTERN)]
 Instant = Annotated[str, AfterValidator(normalise_instant)]
 ReasonCode = Literal[tuple(CANCELLATION_REASONS)]  # type: ignore[valid-type]
+
+
+def pattern_mismatch(value: str, pattern: str) -> str:
+    """What is wrong with a string that failed one of the patterns above, in words."""
+    if pattern == CURRENCY_PATTERN:
+        return "should be a three-letter ISO 4217 currency code in capitals, such as CNY"
+    found = unsafe_character(value)
+    if found is not None:
+        position, character = found
+        return (
+            f"holds {character_name(character)} at position {position}: ids and texts may not hold "
+            "control, bidirectional or zero-width characters"
+        )
+    if not value.strip():
+        return "is blank"
+    if pattern == IDENTIFIER_PATTERN:
+        return "has blanks at its start or end"
+    return "is not allowed here"
 
 
 class Contract(BaseModel):
@@ -208,6 +225,19 @@ class RequestRefused(Contract):
     """The refused request's data as canonical JSON (personal parts already sealed)."""
 
 
+class ConflictRecorded(Contract):
+    """A fact that contradicts an earlier one with the same natural key (another amount for
+    a payment id already captured, other lines for a shipment already dispatched). It
+    happened in another system, so it is kept, but it changes no figure."""
+
+    fact_type: str
+    key_field: str
+    key_value: str
+    earlier_event_id: str
+    fact_data: str
+    """The conflicting fact's data as canonical JSON."""
+
+
 class CustomerErased(Contract):
     reason: Text
     keys_destroyed: Count
@@ -254,6 +284,9 @@ class EventType:
     stream: str
     kind: Kind
     upstream: bool = True
+    natural_key: str | None = None
+    """The data field that identifies the fact in the system it happened in (a payment's
+    `payment_id`): the same key under a new event id is the same fact, never counted twice."""
 
     @property
     def key_field(self) -> str:
@@ -285,17 +318,18 @@ EVENT_TYPES: dict[str, EventType] = {
     for t in (
         EventType("OrderSubmitted", OrderSubmitted, "order", Kind.REQUEST),
         EventType("OrderConfirmed", OrderConfirmed, "order", Kind.REQUEST),
-        EventType("PaymentCaptured", PaymentCaptured, "order", Kind.FACT),
+        EventType("PaymentCaptured", PaymentCaptured, "order", Kind.FACT, natural_key="payment_id"),
         EventType("PaymentFailed", PaymentFailed, "order", Kind.FACT),
-        EventType("ShipmentDispatched", ShipmentDispatched, "order", Kind.FACT),
-        EventType("ShipmentDelivered", ShipmentDelivered, "order", Kind.FACT),
+        EventType("ShipmentDispatched", ShipmentDispatched, "order", Kind.FACT, natural_key="shipment_id"),
+        EventType("ShipmentDelivered", ShipmentDelivered, "order", Kind.FACT, natural_key="shipment_id"),
         EventType("DeliveryFailed", DeliveryFailed, "order", Kind.FACT),
         EventType("OrderCompleted", OrderCompleted, "order", Kind.REQUEST),
         EventType("OrderCancelled", OrderCancelled, "order", Kind.REQUEST),
-        EventType("RefundIssued", RefundIssued, "order", Kind.FACT),
+        EventType("RefundIssued", RefundIssued, "order", Kind.FACT, natural_key="refund_id"),
         EventType("AddressCorrected", AddressCorrected, "order", Kind.REQUEST),
         EventType("StockCounted", StockCounted, "sku", Kind.FACT),
         EventType("RequestRefused", RequestRefused, "order", Kind.RECORD, upstream=False),
+        EventType("ConflictRecorded", ConflictRecorded, "order", Kind.RECORD, upstream=False),
         EventType("CustomerErased", CustomerErased, "customer", Kind.RECORD, upstream=False),
         EventType("SourceRegistered", SourceRegistered, "source", Kind.RECORD, upstream=False),
         EventType("SourceRevoked", SourceRevoked, "source", Kind.RECORD, upstream=False),
@@ -306,3 +340,18 @@ UPSTREAM_TYPES = tuple(name for name, t in EVENT_TYPES.items() if t.upstream)
 
 ENGINE_SOURCE = "orderlog"
 """The `source` of everything orderlog records on its own account."""
+
+
+def _money_fields(model: type[BaseModel]) -> set[str]:
+    names = set()
+    for name, field in model.model_fields.items():
+        if MONEY in field.metadata:
+            names.add(name)
+        for argument in (field.annotation, *typing.get_args(field.annotation)):
+            if isinstance(argument, type) and issubclass(argument, BaseModel):
+                names |= _money_fields(argument)
+    return names
+
+
+MONEY_FIELDS = frozenset(name for event_type in EVENT_TYPES.values() for name in _money_fields(event_type.data))
+"""The names of every amount of money in the contract (shown in major units to people)."""

@@ -6,6 +6,7 @@ personal data, when and why, so that an erasure is itself part of the tamper-evi
 
 from __future__ import annotations
 
+from orderlog.domain.record import Record
 from orderlog.domain.stream import StreamAggregate
 
 
@@ -17,5 +18,5 @@ class Customer(StreamAggregate):
         super().__init__(key)
         self.erasures: list[dict[str, str]] = []
 
-    def on_CustomerErased(self, event: Customer.Event) -> None:
-        self.erasures.append({"at": event.occurred_at, "by": event.actor or "", "reason": event.data["reason"]})
+    def on_CustomerErased(self, record: Record) -> None:
+        self.erasures.append({"at": record.occurred_at, "by": record.actor or "", "reason": record.data["reason"]})

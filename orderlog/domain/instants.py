@@ -35,8 +35,12 @@ def parse_instant(text: str) -> datetime:
         raise InstantError(f"not an ISO 8601 time: {text!r} (expected e.g. 2026-03-01T10:15:00Z)") from None
     if moment.tzinfo is None:
         raise InstantError(f"time {text!r} has no zone: add 'Z' for UTC or an offset such as +08:00")
-    if not EARLIEST_YEAR <= moment.astimezone(UTC).year <= LATEST_YEAR:
-        raise InstantError(f"time {text!r} is outside {EARLIEST_YEAR}-{LATEST_YEAR}")
+    try:
+        year = moment.astimezone(UTC).year
+    except OverflowError:  # in UTC it would fall before year 1 or after year 9999
+        year = 0
+    if not EARLIEST_YEAR <= year <= LATEST_YEAR:
+        raise InstantError(f"time {text!r} is outside {EARLIEST_YEAR}-{LATEST_YEAR} (in UTC)")
     return moment
 
 

@@ -13,9 +13,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from orderlog.audit_verify import canonical_json_unchecked
+from orderlog.domain.canonical import canonical_bytes
 from orderlog.domain.contract import ENGINE_SOURCE, EVENT_TYPES, Kind
 from orderlog.domain.envelope import Upstream
+from orderlog.domain.record import Record
 from orderlog.domain.status import (
     CANCELLABLE,
     FinancialStatus,
@@ -68,12 +69,12 @@ class Order(StreamAggregate):
         self.shipping_address: dict[str, Any] = {}
         self.paid_amount = 0
         self.refunded_amount = 0
-        self.captures: dict[str, list[int]] = {}
         self.failed_payments = 0
         self.shipments: dict[str, Shipment] = {}
         self.cancellation: dict[str, Any] | None = None
         self.completed_at: str | None = None
         self.refusals = 0
+        self.conflicts = 0
 
     # ------------------------------------------------------------ derived figures
 
@@ -107,20 +108,23 @@ class Order(StreamAggregate):
 
     # ------------------------------------------------------------ commands
 
-    def handle(self, upstream: Upstream) -> Decision:
+    def handle(self, upstream: Upstream, recorded_at: str | None = None) -> Decision:
         """Records `upstream` on this order, or records its refusal; duplicates change nothing."""
         if upstream.event_id in self.event_ids:
             return DUPLICATE
         if EVENT_TYPES[upstream.type].kind is Kind.FACT:
-            self._append(upstream.type, upstream, upstream.data)
+            known = self.judge_by_natural_key(upstream, recorded_at)
+            if known is not None:
+                return known
+            self._append(upstream.type, upstream, upstream.data, recorded_at)
             if upstream.type in COMPLETING_FACTS:
-                self._complete_if_done(upstream)
+                self._complete_if_done(upstream, recorded_at)
             return ACCEPTED
         reason = self.refusal_reason(upstream)
         if reason:
-            self._refuse(upstream, reason)
+            self._refuse(upstream, reason, recorded_at)
             return Decision(Outcome.REFUSED, reason)
-        self._append(upstream.type, upstream, upstream.data)
+        self._append(upstream.type, upstream, upstream.data, recorded_at)
         return ACCEPTED
 
     def refusal_reason(self, request: Upstream) -> str:
@@ -152,19 +156,19 @@ class Order(StreamAggregate):
                     return f"{label}: the shipping address can no longer change"
         return ""
 
-    def _refuse(self, request: Upstream, reason: str) -> None:
+    def _refuse(self, request: Upstream, reason: str, recorded_at: str | None) -> None:
         data = {
             "request_type": request.type,
             "reason": reason,
-            "request_data": canonical_json_unchecked(request.data).decode(),
+            "request_data": canonical_bytes(request.data).decode(),
         }
-        self._append("RequestRefused", request, data)
+        self._append("RequestRefused", request, data, recorded_at)
 
-    def _complete_if_done(self, cause: Upstream) -> None:
+    def _complete_if_done(self, cause: Upstream, recorded_at: str | None) -> None:
         """Every dispatched shipment delivered and nothing outstanding: the engine completes."""
-        if self.status is not Status.SHIPPED or not self.shipments:
+        if not self.shipments or not all(shipment.delivered for shipment in self.shipments.values()):
             return
-        if not all(shipment.delivered for shipment in self.shipments.values()):
+        if self.status is not Status.SHIPPED:
             return
         completion = Upstream(
             type="OrderCompleted",
@@ -176,12 +180,12 @@ class Order(StreamAggregate):
             correlation_id=cause.correlation_id,
             data={},
         )
-        self._append("OrderCompleted", completion, {})
+        self._append("OrderCompleted", completion, {}, recorded_at)
 
     # ------------------------------------------------------------ evolving
 
-    def on_OrderSubmitted(self, event: Order.Event) -> None:
-        data = event.data
+    def on_OrderSubmitted(self, record: Record) -> None:
+        data = record.data
         self.customer_id = data["customer_id"]
         self.channel = data["channel"]
         self.currency = data["currency"]
@@ -192,20 +196,18 @@ class Order(StreamAggregate):
         self.shipping_address = data["shipping_address"]
         self.lines = {line["sku"]: Line(line["sku"], line["qty"], line["unit_price"]) for line in data["lines"]}
 
-    def on_OrderConfirmed(self, event: Order.Event) -> None:
+    def on_OrderConfirmed(self, record: Record) -> None:
         self.confirmed = True
 
-    def on_PaymentCaptured(self, event: Order.Event) -> None:
-        amount = event.data["amount"]
-        self.paid_amount += amount
-        self.captures.setdefault(event.data["payment_id"], []).append(amount)
+    def on_PaymentCaptured(self, record: Record) -> None:
+        self.paid_amount += record.data["amount"]
 
-    def on_PaymentFailed(self, event: Order.Event) -> None:
+    def on_PaymentFailed(self, record: Record) -> None:
         self.failed_payments += 1
 
-    def on_ShipmentDispatched(self, event: Order.Event) -> None:
-        shipment = self.shipments.setdefault(event.data["shipment_id"], Shipment())
-        for item in event.data["lines"]:
+    def on_ShipmentDispatched(self, record: Record) -> None:
+        shipment = self.shipments.setdefault(record.data["shipment_id"], Shipment())
+        for item in record.data["lines"]:
             sku, qty = item["sku"], item["qty"]
             shipment.lines[sku] = shipment.lines.get(sku, 0) + qty
             line = self._line(sku)
@@ -213,8 +215,8 @@ class Order(StreamAggregate):
             if shipment.delivered:
                 line.delivered_qty += qty
 
-    def on_ShipmentDelivered(self, event: Order.Event) -> None:
-        shipment = self.shipments.setdefault(event.data["shipment_id"], Shipment())
+    def on_ShipmentDelivered(self, record: Record) -> None:
+        shipment = self.shipments.setdefault(record.data["shipment_id"], Shipment())
         if shipment.delivered:
             return
         shipment.delivered = True
@@ -222,29 +224,32 @@ class Order(StreamAggregate):
         for sku, qty in shipment.lines.items():
             self._line(sku).delivered_qty += qty
 
-    def on_DeliveryFailed(self, event: Order.Event) -> None:
-        shipment = self.shipments.setdefault(event.data["shipment_id"], Shipment())
-        shipment.failure = event.data["reason"]
+    def on_DeliveryFailed(self, record: Record) -> None:
+        shipment = self.shipments.setdefault(record.data["shipment_id"], Shipment())
+        shipment.failure = record.data["reason"]
 
-    def on_OrderCompleted(self, event: Order.Event) -> None:
-        self.completed_at = event.occurred_at
+    def on_OrderCompleted(self, record: Record) -> None:
+        self.completed_at = record.occurred_at
 
-    def on_OrderCancelled(self, event: Order.Event) -> None:
+    def on_OrderCancelled(self, record: Record) -> None:
         self.cancellation = {
-            "reason_code": event.data["reason_code"],
-            "initiated_by": event.data["initiated_by"],
-            "note": event.data["note"],
-            "at": event.occurred_at,
+            "reason_code": record.data["reason_code"],
+            "initiated_by": record.data["initiated_by"],
+            "note": record.data["note"],
+            "at": record.occurred_at,
         }
 
-    def on_RefundIssued(self, event: Order.Event) -> None:
-        self.refunded_amount += event.data["amount"]
+    def on_RefundIssued(self, record: Record) -> None:
+        self.refunded_amount += record.data["amount"]
 
-    def on_AddressCorrected(self, event: Order.Event) -> None:
-        self.shipping_address = event.data["shipping_address"]
+    def on_AddressCorrected(self, record: Record) -> None:
+        self.shipping_address = record.data["shipping_address"]
 
-    def on_RequestRefused(self, event: Order.Event) -> None:
+    def on_RequestRefused(self, record: Record) -> None:
         self.refusals += 1
+
+    def on_ConflictRecorded(self, record: Record) -> None:
+        self.conflicts += 1
 
     def _line(self, sku: str) -> Line:
         """The order's line for `sku`; an SKU never ordered gets a line of quantity 0,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from orderlog.domain.record import Record
 from orderlog.domain.stream import StreamAggregate
 
 
@@ -18,7 +19,9 @@ class SourceKey:
     public_key: str
     types: tuple[str, ...]
     registered_at: str
+    registered_by: str | None = None
     revoked_at: str | None = None
+    revoked_by: str | None = None
 
 
 class Source(StreamAggregate):
@@ -38,17 +41,19 @@ class Source(StreamAggregate):
         active = [key for key in self.keys if key.revoked_at is None]
         return active[-1] if active else None
 
-    def on_SourceRegistered(self, event: Source.Event) -> None:
+    def on_SourceRegistered(self, record: Record) -> None:
         self.keys.append(
             SourceKey(
-                key_id=event.data["key_id"],
-                public_key=event.data["public_key"],
-                types=tuple(event.data["types"]),
-                registered_at=event.occurred_at,
+                key_id=record.data["key_id"],
+                public_key=record.data["public_key"],
+                types=tuple(record.data["types"]),
+                registered_at=record.occurred_at,
+                registered_by=record.actor,
             )
         )
 
-    def on_SourceRevoked(self, event: Source.Event) -> None:
+    def on_SourceRevoked(self, record: Record) -> None:
         for key in self.keys:
-            if key.key_id == event.data["key_id"] and key.revoked_at is None:
-                key.revoked_at = event.occurred_at
+            if key.key_id == record.data["key_id"] and key.revoked_at is None:
+                key.revoked_at = record.occurred_at
+                key.revoked_by = record.actor

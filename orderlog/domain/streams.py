@@ -1,9 +1,12 @@
-"""Which aggregate holds which stream kind."""
+"""Which aggregate holds which stream kind: every aggregate, registered as it is defined."""
 
 from orderlog.domain.customer import Customer
 from orderlog.domain.order import Order
+from orderlog.domain.sku import Sku
 from orderlog.domain.source import Source
-from orderlog.domain.stock import Stock
 from orderlog.domain.stream import StreamAggregate
 
-STREAMS: dict[str, type[StreamAggregate]] = {cls.STREAM: cls for cls in (Order, Stock, Customer, Source)}
+STREAMS: dict[str, type[StreamAggregate]] = StreamAggregate.by_stream
+"""stream kind -> aggregate: `order` Order, `sku` Sku, `customer` Customer, `source` Source."""
+
+__all__ = ["STREAMS", "Customer", "Order", "Sku", "Source"]

@@ -8,18 +8,22 @@ verification still passes, because hashes cover ciphertext.
 
 from __future__ import annotations
 
-from orderlog.application import OrderLog, own_record, record_own
+from typing import TYPE_CHECKING
+
 from orderlog.domain.customer import Customer
-from orderlog.privacy.vault import Vault
+from orderlog.domain.engine import own_record
+
+if TYPE_CHECKING:
+    from orderlog.application import OrderLog
 
 
 class ErasureError(Exception):
     """Nothing to erase: an unknown customer, or one already erased."""
 
 
-def forget_customer(app: OrderLog, vault: Vault, customer_id: str, by: str, reason: str) -> int:
+def forget_customer(app: OrderLog, customer_id: str, by: str, reason: str) -> int:
     """Destroys the customer's data keys; returns how many were destroyed."""
-    keys = vault.customer_key_count(customer_id)
+    keys = app.vault.customer_key_count(customer_id)
     if keys == 0:
         erased = app.stream(Customer, customer_id)
         if erased is not None and erased.erasures:
@@ -29,9 +33,5 @@ def forget_customer(app: OrderLog, vault: Vault, customer_id: str, by: str, reas
                 "nothing of theirs is left to destroy"
             )
         raise ErasureError(f"customer {customer_id} is not known: no personal data of theirs is stored")
-    record_own(
-        app,
-        Customer,
-        own_record("CustomerErased", customer_id, {"reason": reason, "keys_destroyed": keys}, by),
-    )
-    return vault.destroy_customer_keys(customer_id)
+    app.record_own(Customer, own_record("CustomerErased", customer_id, {"reason": reason, "keys_destroyed": keys}, by))
+    return app.vault.destroy_customer_keys(customer_id)

@@ -61,15 +61,34 @@ def find_master_key(env_value: str | None, key_file: Path) -> bytes | None:
     """The configured master key, or None when there is none."""
     if env_value:
         return decode_master_key(env_value, "ORDERLOG_MASTER_KEY")
-    if key_file.exists():
+    if key_file.is_dir():
+        raise MasterKeyError(f"master key file {key_file} is a directory; name a file")
+    try:
         return decode_master_key(key_file.read_text(encoding="ascii"), f"master key file {key_file}")
-    return None
+    except FileNotFoundError:
+        return None
+    except (OSError, UnicodeDecodeError) as error:
+        raise MasterKeyError(f"cannot read master key file {key_file}: {error}") from None
 
 
 def create_key_file(key_file: Path) -> bytes:
-    """Writes a new master key readable only by its owner (mode 600); never overwrites."""
+    """Writes a new master key readable only by its owner (mode 600) and returns it; never
+    overwrites. The file appears whole or not at all (written aside, then linked into
+    place), so that a second process starting at the same moment either creates it or reads
+    the complete key the first one made, and both use one key."""
     text = new_master_key()
-    descriptor = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(descriptor, "w", encoding="ascii") as file:
-        file.write(text + "\n")
+    aside = key_file.with_name(f".{key_file.name}.{os.getpid()}.{secrets.token_hex(4)}")
+    try:
+        descriptor = os.open(aside, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(descriptor, "w", encoding="ascii") as file:
+            file.write(text + "\n")
+            file.flush()
+            os.fsync(file.fileno())
+        os.link(aside, key_file)
+    except FileExistsError:
+        return decode_master_key(key_file.read_text(encoding="ascii"), f"master key file {key_file}")
+    except OSError as error:
+        raise MasterKeyError(f"cannot create master key file {key_file}: {error.strerror}") from None
+    finally:
+        aside.unlink(missing_ok=True)
     return base64.b64decode(text)

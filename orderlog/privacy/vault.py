@@ -21,6 +21,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from orderlog.domain.address import address_problems
+from orderlog.domain.canonical import canonical_bytes
 from orderlog.domain.contract import PERSONAL_ADDRESS_FIELDS
 from orderlog.domain.instants import format_instant
 from orderlog.privacy.master_key import MasterKeyError
@@ -53,7 +54,7 @@ class Vault:
         return {
             "city": address["city"],
             "country": address["country"],
-            "encrypted": self.seal_text(customer_id, json.dumps(personal, sort_keys=True, ensure_ascii=False)),
+            "encrypted": self.seal_text(customer_id, canonical_bytes(personal).decode()),
             "valid": not problems,
             "problems": problems,
         }

@@ -6,7 +6,13 @@ The event store (the eventsourcing library's tables) holds the records. Beside i
   on erasure, which is what makes erasure real (crypto-shredding);
 - `orderlog_checkpoints`: every signed checkpoint issued;
 - `orderlog_merkle_leaves` and `orderlog_merkle_nodes`: the persisted RFC 9162 tree over
-  the log, extended at each checkpoint and read for proofs.
+  the log, extended at each checkpoint and read for proofs;
+- `orderlog_map_entries` and `orderlog_map_nodes`: the map of stream heads (each stream's
+  record count and last hash, in 65,536 buckets under a Merkle tree), as of every checkpoint
+  size: each row holds the tree size from which it is true, so a proof against an older
+  checkpoint reads the map as it was then;
+- `orderlog_checkpoint_maps`: the map root each checkpoint signed, by its signature (a table of
+  its own, so that stores made before the map open unchanged).
 
 SQL here is written once with `?` placeholders and works on SQLite and PostgreSQL.
 """
@@ -16,10 +22,11 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 from uuid import UUID
 
-from orderlog.store.location import StoreLocation
+from orderlog.store.location import StoreError, StoreLocation
 
 _DDL = [
     "CREATE TABLE IF NOT EXISTS {meta} (name TEXT PRIMARY KEY, value TEXT NOT NULL)",
@@ -33,9 +40,26 @@ _DDL = [
     "version {bigint} NOT NULL, record_hash TEXT NOT NULL)",
     "CREATE TABLE IF NOT EXISTS {merkle_nodes} (level INTEGER NOT NULL, idx {bigint} NOT NULL, "
     "hash {blob} NOT NULL, PRIMARY KEY (level, idx))",
+    "CREATE TABLE IF NOT EXISTS {map_entries} (tree_size {bigint} NOT NULL, stream TEXT NOT NULL, "
+    "stream_key TEXT NOT NULL, bucket INTEGER NOT NULL, record_count {bigint} NOT NULL, head_hash TEXT NOT NULL, "
+    "PRIMARY KEY (tree_size, stream, stream_key))",
+    "CREATE INDEX IF NOT EXISTS orderlog_map_entries_by_bucket ON {map_entries} (bucket, tree_size)",
+    "CREATE TABLE IF NOT EXISTS {map_nodes} (tree_size {bigint} NOT NULL, level INTEGER NOT NULL, "
+    "idx INTEGER NOT NULL, hash {blob} NOT NULL, PRIMARY KEY (tree_size, level, idx))",
+    "CREATE INDEX IF NOT EXISTS orderlog_map_nodes_by_place ON {map_nodes} (level, idx, tree_size)",
+    "CREATE TABLE IF NOT EXISTS {checkpoint_maps} (signature TEXT PRIMARY KEY, map_root TEXT NOT NULL)",
 ]
 
-TABLES = ("meta", "customer_keys", "checkpoints", "merkle_leaves", "merkle_nodes")
+TABLES = (
+    "meta",
+    "customer_keys",
+    "checkpoints",
+    "merkle_leaves",
+    "merkle_nodes",
+    "map_entries",
+    "map_nodes",
+    "checkpoint_maps",
+)
 
 
 class Cursor:
@@ -165,31 +189,42 @@ class Database:
         with self.transaction(commit=False) as cursor:
             return cursor.execute(self.sql(statement), params).fetchall()
 
-    def log_rows(self, after: int, limit: int) -> list[tuple[int, str, int, str, bytes]]:
-        """(position, originator_id hex, version, topic, state) of the log after `after`."""
-        rows = self.scan(
-            "SELECT {position}, originator_id, originator_version, topic, state FROM {events} "
-            "WHERE {position} > ? ORDER BY {position} LIMIT ?",
-            (after, limit),
-        )
-        if not self.postgres:
-            return rows  # type: ignore[return-value]
-        return [(p, o.hex, v, t, s) for p, o, v, t, s in rows]
-
     def _scanner(self) -> sqlite3.Connection:
         if self._scan_connection is None:
             self._scan_connection = sqlite3.connect(
-                f"file:{self.location.path}?mode=ro", uri=True, check_same_thread=False
+                self.location.sqlite_uri(writing=False), uri=True, check_same_thread=False
             )
+            self._scan_connection.execute("PRAGMA query_only = ON")
             self._scan_connection.execute("PRAGMA cache_size = -65536")
             self._scan_connection.execute("PRAGMA mmap_size = 1073741824")
         return self._scan_connection
 
-    def log(self, after: int = 0, page: int = 20_000) -> Iterator[tuple[int, str, int, str, bytes]]:
-        """Every row of the log after `after`, in store order, read a page at a time."""
-        while rows := self.log_rows(after, page):
-            yield from rows
-            after = rows[-1][0]
+    def close(self) -> None:
+        if self._scan_connection is not None:
+            self._scan_connection.close()
+            self._scan_connection = None
+
+    def backup_to(self, target: Path) -> int:
+        """SQLite's online backup of the whole store into `target` (one self-contained file,
+        a consistent snapshot even while writers go on); returns the events it holds."""
+        if self.postgres:
+            raise StoreError(f"backup copies SQLite stores; for {self.location.label} use pg_dump --schema")
+        source = sqlite3.connect(self.location.sqlite_uri(writing=False), uri=True)
+        source.execute("PRAGMA query_only = ON")
+        copy = sqlite3.connect(target)
+        try:
+            source.backup(copy)
+            copy.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            (count,) = copy.execute(f"SELECT COUNT(*) FROM {self.events_table}").fetchone()
+        finally:
+            copy.close()
+            source.close()
+        return int(count)
+
+    def check_readable(self) -> None:
+        """Reads the events table once, so that a file that is no store fails on opening."""
+        with self.transaction(commit=False) as cursor:
+            cursor.execute(self.sql("SELECT 1 FROM {events} LIMIT 1")).fetchall()
 
     def count_by_topic(self) -> dict[str, int]:
         with self.transaction(commit=False) as cursor:

@@ -10,7 +10,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, unquote, urlsplit
+from urllib.parse import parse_qs, quote, unquote, urlsplit
 
 DEFAULT_STORE = "sqlite:///orderlog.db"
 SQLITE_LOCK_TIMEOUT_SECONDS = 30
@@ -50,16 +50,38 @@ class StoreLocation:
             host=self.host, port=self.port, user=self.user, password=self.password, dbname=self.dbname, **options
         )
 
-    def library_env(self) -> dict[str, str]:
-        """The eventsourcing library's settings for this store."""
+    def sqlite_uri(self, *, writing: bool) -> str:
+        """The SQLite URI to open this store with.
+
+        Readers are kept from writing by `PRAGMA query_only` on their connections (see
+        READ_ONLY_SETTINGS), not by `mode=ro`: a `mode=ro` connection cannot remove the
+        write-ahead log it makes beside the store, so every read would leave one. A store in
+        a directory this process cannot write to (a backup on read-only media, another
+        user's store) and with no write-ahead log beside it (so no writer has it open) is
+        opened immutable, since SQLite could not create the files a WAL reader needs.
+        """
+        assert self.path is not None
+        uri = f"file:{quote(str(self.path.absolute()))}"
+        wal = self.path.with_name(self.path.name + "-wal")
+        if not writing and not os.access(self.path.absolute().parent, os.W_OK) and not wal.exists():
+            return f"{uri}?mode=ro&immutable=1"
+        return uri
+
+    def library_env(self, *, writing: bool = True, pool: tuple[int, int] = (2, 4)) -> dict[str, str]:
+        """The eventsourcing library's settings for this store: readers create nothing.
+        `pool` is the PostgreSQL connection pool's (size, overflow)."""
+        create = {"CREATE_TABLE": "y" if writing else "n"}
         if self.kind == "sqlite":
             return {
                 "PERSISTENCE_MODULE": "orderlog.store.sqlite_persistence:OrderlogSQLiteFactory",
-                "SQLITE_DBNAME": str(self.path),
+                "SQLITE_DBNAME": self.sqlite_uri(writing=writing),
+                "SQLITE_QUERY_ONLY": "n" if writing else "y",
                 "SQLITE_LOCK_TIMEOUT": str(SQLITE_LOCK_TIMEOUT_SECONDS),
+                **create,
             }
         return {
-            "PERSISTENCE_MODULE": "eventsourcing.postgres",
+            **create,
+            "PERSISTENCE_MODULE": "orderlog.store.positions:OrderlogPostgresFactory",
             "POSTGRES_DBNAME": self.dbname,
             "POSTGRES_HOST": self.host,
             "POSTGRES_PORT": str(self.port),
@@ -68,8 +90,8 @@ class StoreLocation:
             "POSTGRES_SCHEMA": self.schema,
             "POSTGRES_CONNECT_TIMEOUT": "5",
             "POSTGRES_LOCK_TIMEOUT": "30",
-            "POSTGRES_POOL_SIZE": "2",
-            "POSTGRES_MAX_OVERFLOW": "4",
+            "POSTGRES_POOL_SIZE": str(pool[0]),
+            "POSTGRES_MAX_OVERFLOW": str(pool[1]),
         }
 
 

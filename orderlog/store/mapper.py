@@ -14,76 +14,76 @@ select events by type in SQL.
 
 from __future__ import annotations
 
-import json
-from datetime import datetime
 from typing import Any
 from uuid import UUID
 
 from eventsourcing.persistence import Mapper, MapperDeserialisationError, StoredEvent
-from eventsourcing.utils import get_topic
 
 from orderlog.domain.contract import EVENT_TYPES
-from orderlog.domain.stream import StreamAggregate
+from orderlog.domain.record import (
+    HASH_SUFFIX_LENGTH,
+    Record,
+    UnreadableRecord,
+    record_from_stored,
+    sealed_part,
+    stored_bytes,
+)
+
+__all__ = ["HASH_SUFFIX_LENGTH", "RecordMapper", "record_of", "sealed_part", "stored_bytes", "topic_of"]
 from orderlog.domain.streams import STREAMS
-
-HASH_MEMBER = b',"hash":"'
-HASH_SUFFIX_LENGTH = len(HASH_MEMBER) + 64 + len(b'"}')
-
-
-def stored_state(sealed: bytes, record_hash: str) -> bytes:
-    return sealed[:-1] + HASH_MEMBER + record_hash.encode() + b'"}'
-
-
-def sealed_part(state: bytes) -> bytes:
-    """The bytes a stored state's hash covers."""
-    return state[:-HASH_SUFFIX_LENGTH] + b"}"
 
 
 def topic_of(stream: str, event_type: str) -> str:
-    return f"{stream}/{event_type}"
+    return TOPICS.get((stream, event_type)) or f"{stream}/{event_type}"
 
 
-_OPENED_TOPICS = {name: get_topic(cls) for name, cls in STREAMS.items()}
+TOPICS = {(event_type.stream, name): f"{event_type.stream}/{name}" for name, event_type in EVENT_TYPES.items()}
 
 
 class RecordMapper(Mapper[UUID]):
     """Maps stream events to stored events and back (see the module docstring)."""
 
     def to_stored_event(self, domain_event: Any) -> StoredEvent:
-        event: StreamAggregate.Event = domain_event
+        record: Record = domain_event.record
         return StoredEvent(
-            originator_id=event.originator_id,
-            originator_version=event.originator_version,
-            topic=topic_of(EVENT_TYPES[event.type].stream, event.type),
-            state=stored_state(event.sealed, event.hash),
+            originator_id=domain_event.originator_id,
+            originator_version=record.version,
+            topic=topic_of(record.stream, record.type),
+            state=domain_event.state,
         )
 
     def to_domain_event(self, stored_event: StoredEvent) -> Any:
-        stream = stored_event.topic.partition("/")[0]
-        try:
-            aggregate = STREAMS[stream]
-            fields: dict[str, Any] = json.loads(stored_event.state)
-            recorded_stream, version = fields.pop("stream"), fields.pop("version")
-        except (KeyError, ValueError, TypeError) as error:
-            raise MapperDeserialisationError(
-                f"stored event {stored_event.originator_id} version {stored_event.originator_version} "
-                f"is unreadable ({error!r}): run `orderlog audit verify`"
-            ) from None
-        if recorded_stream != stream or version != stored_event.originator_version:
-            raise MapperDeserialisationError(
-                f"stored event {stored_event.originator_id} version {stored_event.originator_version} "
-                f"says it is {recorded_stream} version {version}: run `orderlog audit verify`"
-            )
+        record = record_of(
+            stored_event.originator_id, stored_event.originator_version, stored_event.topic, stored_event.state
+        )
+        aggregate = STREAMS[record.stream]
+        event = object.__new__(aggregate.Opened if record.version == 1 else aggregate.Recorded)
         originator_id = stored_event.originator_id
-        fields["originator_id"] = originator_id if isinstance(originator_id, UUID) else UUID(originator_id)
-        fields["originator_version"] = version
-        fields["timestamp"] = datetime.fromisoformat(fields["recorded_at"])
-        fields["sealed"] = sealed_part(stored_event.state)
-        if version == 1:
-            event_class: type = aggregate.Opened
-            fields["originator_topic"] = _OPENED_TOPICS[stream]
-        else:
-            event_class = aggregate.Recorded
-        event = object.__new__(event_class)
-        object.__setattr__(event, "__dict__", fields)
+        object.__setattr__(
+            event,
+            "__dict__",
+            {
+                "originator_id": originator_id if isinstance(originator_id, UUID) else UUID(originator_id),
+                "originator_version": record.version,
+                "record": record,
+                "state": stored_event.state,
+            },
+        )
         return event
+
+
+def record_of(originator_id: Any, version: int, topic: str, state: bytes) -> Record:
+    """The record a stored row holds, checked to be stored where it says it belongs."""
+    stream = topic.partition("/")[0]
+    try:
+        record = record_from_stored(state)
+    except UnreadableRecord as error:
+        raise MapperDeserialisationError(
+            f"stored event {originator_id} version {version} is unreadable ({error}): run `orderlog audit verify`"
+        ) from None
+    if record.stream != stream or record.version != version or stream not in STREAMS:
+        raise MapperDeserialisationError(
+            f"stored event {originator_id} version {version} says it is {record.stream} version {record.version}: "
+            "run `orderlog audit verify`"
+        )
+    return record

@@ -16,18 +16,28 @@ from typing import Any
 
 from eventsourcing.sqlite import SQLiteConnection, SQLiteFactory
 
+from orderlog.store.positions import SQLiteRecorder
+
 CONNECTION_SETTINGS = ("PRAGMA secure_delete = ON", "PRAGMA cache_size = -65536")
+READ_ONLY_SETTINGS = ("PRAGMA query_only = ON",)
+"""A reader's connections refuse every write and every DDL statement."""
 
 
 class OrderlogSQLiteFactory(SQLiteFactory):
+    process_recorder_class = SQLiteRecorder
+
     def __init__(self, env: Any):
         super().__init__(env)
         pool = self.datastore.pool
+        settings = CONNECTION_SETTINGS
+        if self.env.get("SQLITE_QUERY_ONLY") == "y":
+            pool.is_journal_mode_wal = True  # a reader neither needs nor may switch the journal mode
+            settings += READ_ONLY_SETTINGS
         create_connection = pool._create_connection
 
         def create_configured_connection() -> SQLiteConnection:
             connection = create_connection()
-            for setting in CONNECTION_SETTINGS:
+            for setting in settings:
                 connection._sqlite_conn.execute(setting)
             return connection
 

@@ -81,9 +81,12 @@ def history_file(tmp_path: Path) -> Path:
 def test_publish_prints_the_counts_and_exits_0_when_all_is_accepted(tmp_path: Path, history_file: Path) -> None:
     result = orderlog("publish", str(history_file), cwd=tmp_path)
     assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == "accepted 4, duplicates 0, refused 0, invalid 0"
+    assert result.stdout.strip() == "accepted 4, duplicates 0, conflicts 0, refused 0, invalid 0"
     again = orderlog("publish", str(history_file), cwd=tmp_path)
-    assert (again.returncode, again.stdout.strip()) == (0, "accepted 0, duplicates 4, refused 0, invalid 0")
+    assert (again.returncode, again.stdout.strip()) == (
+        0,
+        "accepted 0, duplicates 4, conflicts 0, refused 0, invalid 0",
+    )
 
 
 def test_publish_reports_refused_and_invalid_lines_and_exits_2(tmp_path: Path) -> None:
@@ -98,7 +101,7 @@ def test_publish_reports_refused_and_invalid_lines_and_exits_2(tmp_path: Path) -
     )
     result = orderlog("publish", str(events), "--rejects", "rejects.jsonl", cwd=tmp_path)
     assert result.returncode == 2
-    assert result.stdout.strip() == "accepted 2, duplicates 0, refused 1, invalid 2"
+    assert result.stdout.strip() == "accepted 2, duplicates 0, conflicts 0, refused 1, invalid 2"
     rejects = [json.loads(x) for x in (tmp_path / "rejects.jsonl").read_text().splitlines()]
     assert [(r["line"], r["outcome"], r["event_id"]) for r in rejects] == [
         (3, "refused", "e3"),
@@ -178,6 +181,18 @@ def test_known_at_is_record_time(tmp_path: Path, history_file: Path) -> None:
         orderlog("order", "show", "SO-1", "--json", "--known-at", history[-1]["recorded_at"], cwd=tmp_path).stdout
     )
     assert known["version"] == 4
+    late = write_lines(
+        tmp_path / "late.jsonl", b.paid(event_id="e5", amount=7, payment_id="P-late", at="2026-03-01T10:10:00Z")
+    )
+    orderlog("publish", str(late), cwd=tmp_path)  # happened long before history[-1] was recorded; recorded after
+    then = json.loads(
+        orderlog("order", "show", "SO-1", "--json", "--known-at", history[-1]["recorded_at"], cwd=tmp_path).stdout
+    )
+    assert (then["version"], then["paid_amount"]) == (4, 1000)
+    now = json.loads(
+        orderlog("order", "show", "SO-1", "--json", "--as-of", "2026-03-01T10:10:00Z", cwd=tmp_path).stdout
+    )
+    assert now["paid_amount"] == 407
 
 
 def test_order_history_shows_every_record_with_both_times_source_actor_and_hashes(

@@ -4,7 +4,9 @@ is detected by `audit verify` and named (order, version, store position, field o
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pytest
@@ -15,11 +17,11 @@ from hypothesis import strategies as st
 from orderlog.audit.checkpoints import issue_checkpoint
 from orderlog.audit.verification import Verification, verify_store
 from orderlog.config import Config
-from orderlog.publishing import LineResult
-from orderlog.signing import public_pem
+from orderlog.intake.outcomes import LineResult
+from orderlog.sources.signing import public_pem
 from tests import builders as b
-from tests.conftest import reopen
-from tests.tampering import RawStore, Row, forged_order_row, rewrite_with_valid_hashes
+from tests.conftest import POSTGRES_BASE, drop_schema, open_intake, postgres_answers, reopen
+from tests.tampering import RawStore, Row, forged_order_row, reseal, rewrite_with_valid_hashes
 
 Publish = Callable[..., list[LineResult]]
 KEY = Ed25519PrivateKey.generate()
@@ -211,7 +213,6 @@ ALTERATIONS = ["byte", "timestamp", "delete", "swap", "insert", "rehash"]
 )
 def test_any_single_alteration_of_a_random_history_is_detected(
     backend: str,
-    request: pytest.FixtureRequest,
     tmp_path_factory: pytest.TempPathFactory,
     orders: int,
     payments: list[int],
@@ -219,34 +220,39 @@ def test_any_single_alteration_of_a_random_history_is_detected(
     pick: int,
     offset: int,
 ) -> None:
-    from orderlog.publishing import open_publisher
-    from tests.conftest import POSTGRES_BASE, drop_schema, postgres_answers
+    with fresh_store(backend, tmp_path_factory, "alteration") as config:
+        app, publisher = open_intake(config)
+        try:
+            lines = [b.submitted(f"SO-{n}") for n in range(orders)]
+            lines += [b.paid(f"SO-{n % orders}", amount=10 + n, payment_id=f"P-{i}") for i, n in enumerate(payments)]
+            for _ in publisher.take(enumerate((b.line(x) for x in lines), 1)):
+                pass
+            checkpoint = issue_checkpoint(app, KEY)
+            _alter(RawStore(config.location), alteration, pick, offset)
+            result = verify_store(reopen(config), [("given", checkpoint)], PUBLIC)
+            assert not result.ok, f"{alteration} went unnoticed"
+            if alteration != "rehash":  # caught inside the store too, and named, without any checkpoint
+                alone = verify_store(reopen(config), [], PUBLIC)
+                assert alone.divergences and alone.divergences[0].position is not None
+        finally:
+            app.close()
 
-    directory = tmp_path_factory.mktemp("alteration")
+
+@contextmanager
+def fresh_store(backend: str, tmp_path_factory: pytest.TempPathFactory, name: str) -> Iterator[Config]:
+    """A new store for each hypothesis example (function-scoped fixtures would be shared by all
+    examples); a PostgreSQL schema is dropped afterwards."""
+    directory = tmp_path_factory.mktemp(name)
     if backend == "postgres":
         if reason := postgres_answers():
             pytest.skip(reason)
-        import uuid
-
-        url = f"{POSTGRES_BASE}?schema=a_{uuid.uuid4().hex[:12]}"
+        url = f"{POSTGRES_BASE}?schema={name[0]}_{uuid.uuid4().hex[:12]}"
     else:
         url = f"sqlite:///{directory / 'store.db'}"
     config = Config(store_url=url, master_key_file=directory / "master.key")
-    app, publisher = open_publisher(config, announce=lambda _m: None)
     try:
-        lines = [b.submitted(f"SO-{n}") for n in range(orders)]
-        lines += [b.paid(f"SO-{n % orders}", amount=10 + n, payment_id=f"P-{i}") for i, n in enumerate(payments)]
-        for _ in publisher.publish(enumerate((b.line(x) for x in lines), 1)):
-            pass
-        checkpoint = issue_checkpoint(app, KEY)
-        _alter(RawStore(config.location), alteration, pick, offset)
-        result = verify_store(reopen(config), [("given", checkpoint)], PUBLIC)
-        assert not result.ok, f"{alteration} went unnoticed"
-        if alteration != "rehash":  # caught inside the store too, and named, without any checkpoint
-            alone = verify_store(reopen(config), [], PUBLIC)
-            assert alone.divergences and alone.divergences[0].position is not None
+        yield config
     finally:
-        app.close()
         if backend == "postgres":
             drop_schema(config.location)
 
@@ -271,3 +277,225 @@ def _alter(raw: RawStore, alteration: str, pick: int, offset: int) -> None:
     else:
         rewrite_with_valid_hashes(raw, row, lambda r: r.update(source=f"forged-{offset}"))
         raw.forget_tree()
+
+
+# ---------------------------------------------------------------- links, swaps and reorders, named exactly
+
+
+def test_a_broken_prev_hash_is_named_even_when_the_record_hash_was_recomputed(config: Config, publish: Publish) -> None:
+    history(publish)  # no checkpoint: only the chain can tell
+    raw = RawStore(config.location)
+    rows = raw.rows()
+    last, _ = record_at(raw, -1)  # order SO-1 version 5: no record links to it
+    record = json.loads(last[4])
+    raw.set_state(last[0], reseal({**record, "prev_hash": "ab" * 32}))
+    middle, _ = record_at(raw, 4)  # order SO-2 version 2: version 3 links to its old hash
+    raw.set_state(middle[0], reseal({**json.loads(middle[4]), "prev_hash": "cd" * 32}))
+    first, _ = record_at(raw, 3)  # order SO-3 version 1
+    raw.set_state(first[0], reseal({**json.loads(first[4]), "prev_hash": "ef" * 32}))
+    result = verify(config)
+    assert [str(d) for d in result.divergences] == [
+        f"order SO-3 version 1 (store position {first[0]}): its prev_hash is not the genesis hash",
+        f"order SO-2 version 2 (store position {middle[0]}): its prev_hash does not link to version 1",
+        f"order SO-2 version 3 (store position {rows[6][0]}): its prev_hash does not link to version 2",
+        f"order SO-3 version 2 (store position {rows[7][0]}): its prev_hash does not link to version 1",
+        f"order SO-1 version 5 (store position {last[0]}): its prev_hash does not link to version 4",
+    ]
+
+
+def test_two_records_of_different_orders_swapped_are_named_as_a_swap(config: Config, publish: Publish) -> None:
+    history(publish)
+    checkpoint_of(config)
+    raw = RawStore(config.location)
+    rows = raw.rows()
+    first, second = rows[1][0], rows[2][0]  # order SO-2 version 1, order SO-1 version 2
+    raw.swap(rows[1], rows[2])
+    result = verify(config)
+    assert [str(d) for d in result.divergences] == [
+        f"order SO-1 version 2 (store position {first}): it and order SO-2 version 1 swapped places since the "
+        f"checkpoint: the Merkle tree recorded that record at this store position and this one at store position "
+        f"{second}",
+        f"order SO-2 version 1 (store position {second}): it and order SO-1 version 2 swapped places since the "
+        f"checkpoint: the Merkle tree recorded that record at this store position and this one at store position "
+        f"{first}",
+    ]
+
+
+def test_two_records_of_one_order_swapped_are_named_reordered_not_removed(config: Config, publish: Publish) -> None:
+    history(publish)  # no checkpoint: the chain alone tells the order
+    raw = RawStore(config.location)
+    rows = raw.rows()
+    early, late = rows[0][0], rows[2][0]  # order SO-1 versions 1 and 2
+    raw.swap(rows[0], rows[2])
+    result = verify(config)
+    assert [str(d) for d in result.divergences] == [
+        f"order SO-1 version 2 (store position {early}): it comes before version 1 of its stream, which is at "
+        f"store position {late}: the records were reordered",
+        f"order SO-1 version 1 (store position {late}): it comes after version 2 of its stream (store position "
+        f"{early}): the records were reordered",
+    ]
+
+
+# ---------------------------------------------------------------- the persisted map of stream heads
+
+
+def map_rows(raw: RawStore, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    with raw.cursor() as cursor:
+        cursor.execute(raw.sql(sql.format(p=raw.prefix)), params)
+        return list(cursor.fetchall()) if cursor.description else []
+
+
+@pytest.mark.parametrize(
+    ("tamper", "expected"),
+    [
+        (
+            "UPDATE {p}orderlog_map_entries SET record_count = 6 WHERE stream_key = 'SO-1'",
+            "its entry for order SO-1 says 6 records, head {so1}; the log gives 5 records, head {so1}: the map or "
+            "the log was altered since it was built",
+        ),
+        (
+            "UPDATE {p}orderlog_map_entries SET head_hash = '" + "0" * 64 + "' WHERE stream_key = 'SO-2'",
+            "its entry for order SO-2 says 3 records, head " + "0" * 64 + "; the log gives 3 records, head {so2}: "
+            "the map or the log was altered since it was built",
+        ),
+        (
+            "UPDATE {p}orderlog_map_entries SET bucket = bucket + 1 WHERE stream_key = 'SO-3'",
+            "its entry for order SO-3 is in bucket {so3_next}, not in the stream's bucket {so3_bucket}",
+        ),
+        (
+            "DELETE FROM {p}orderlog_map_entries WHERE stream_key = 'SO-3'",
+            "it holds no entry for order SO-3, which changed since the size before; the log gives 2 records, "
+            "head {so3}",
+        ),
+        (
+            "UPDATE {p}orderlog_map_nodes SET hash = {blank} WHERE level = 9 AND idx = {so1_level9}",
+            "its node at level 9, index {so1_level9} is not the one rebuilt from the log: the map was altered since "
+            "it was built",
+        ),
+        (
+            "INSERT INTO {p}orderlog_map_entries (tree_size, stream, stream_key, bucket, record_count, head_hash) "
+            "VALUES (3, 'order', 'SO-1', {so1_bucket}, 1, '{so1}')",
+            "it holds rows at a size where no map was built (no root there): they were added since",
+        ),
+    ],
+    ids=["count", "head", "bucket", "missing-entry", "node", "stray-row"],
+)
+def test_a_tampered_persisted_map_is_named(config: Config, publish: Publish, tamper: str, expected: str) -> None:
+    from orderlog.audit_verify import map_bucket
+
+    history(publish)
+    checkpoint = checkpoint_of(config)
+    raw = RawStore(config.location)
+    heads = {json.loads(row[4])["key"]: json.loads(row[4])["hash"] for row in raw.rows()}
+    values = {
+        "so1": heads["SO-1"],
+        "so2": heads["SO-2"],
+        "so3": heads["SO-3"],
+        "so1_bucket": map_bucket("order", "SO-1"),
+        "so1_level9": map_bucket("order", "SO-1") >> 9,
+        "so3_bucket": map_bucket("order", "SO-3"),
+        "so3_next": map_bucket("order", "SO-3") + 1,
+        "blank": "'\\x00'::bytea" if raw.postgres else "x'00'",
+    }
+    map_rows(raw, tamper.format(p=raw.prefix, **values))
+    result = verify(config, checkpoint)
+    where = f"the map of stream heads persisted at tree size {checkpoint['tree_size']}"
+    if "no map was built" in expected:
+        where = "the map of stream heads persisted at tree size 3"
+    assert not result.ok
+    assert f"{where}: {expected.format(**values)}" in [str(d) for d in result.divergences]
+    assert result.checkpoints[0].problems == [] and not result.checkpoints[0].invalid  # the checkpoint still holds
+
+
+def test_a_map_a_checkpoint_signs_but_the_store_lost_is_named(config: Config, publish: Publish) -> None:
+    history(publish)
+    checkpoint = checkpoint_of(config)
+    raw = RawStore(config.location)
+    for table in ("map_entries", "map_nodes"):
+        map_rows(raw, f"DELETE FROM {{p}}orderlog_{table} WHERE tree_size = ?", (checkpoint["tree_size"],))
+    result = verify(config, checkpoint)
+    assert [str(d) for d in result.divergences] == [
+        f"the map of stream heads persisted at tree size {checkpoint['tree_size']}: missing, though a checkpoint "
+        "signs its root: its rows were removed, and proofs against that checkpoint cannot be made"
+    ]
+    assert result.checkpoints[0].map_root_checked  # the log still gives the signed map
+
+
+# ---------------------------------------------------------------- an invalid checkpoint is not blamed on the log
+
+
+def test_an_invalid_checkpoint_is_named_invalid_and_the_log_is_not_blamed(config: Config, publish: Publish) -> None:
+    history(publish)
+    forged = {**checkpoint_of(config), "tree_size": 10**6}  # bigger than the log, and not what was signed
+    result = verify(config, forged)
+    (check,) = result.checkpoints
+    assert (check.signature, check.problems) == ("INVALID", [])
+    assert result.headline() == (
+        f"FAILED: checkpoint given is invalid: its signature does not verify with key {forged['key_id']}: it was "
+        "altered after signing, or never signed"
+    )
+    assert "removed" not in str(check) and "does not extend" not in result.headline()
+
+
+def test_without_a_public_key_a_mismatch_may_be_the_checkpoints_and_says_so(config: Config, publish: Publish) -> None:
+    history(publish)
+    forged = {**checkpoint_of(config), "tree_size": 10**6}
+    app = reopen(config)
+    try:
+        result = verify_store(app, [("given", forged)], None)
+    finally:
+        app.close()
+    (check,) = result.checkpoints
+    assert check.signature == "not checked (no public key given)"
+    assert check.problems == [
+        "it covers 1000000 records but the log holds only 10: records were removed, or the checkpoint is not this "
+        "log's (its signature was not checked)"
+    ]
+    assert result.headline().startswith(
+        "FAILED: the log does not match checkpoint given, whose signature was not checked (no public key given)"
+    )
+
+
+def test_a_valid_checkpoint_beyond_the_log_blames_the_log(config: Config, publish: Publish) -> None:
+    history(publish)
+    checkpoint = checkpoint_of(config)
+    raw = RawStore(config.location)
+    raw.delete(raw.rows()[-1][0])
+    result = verify(config, checkpoint)
+    assert result.checkpoints[0].signature == "valid"
+    assert result.checkpoints[0].problems == ["it covers 10 records but the log holds only 9: records were removed"]
+
+
+def test_a_checkpoint_whose_map_root_does_not_match_the_log_is_named(config: Config, publish: Publish) -> None:
+    history(publish)
+    checkpoint = checkpoint_of(config)
+    altered = {**checkpoint, "map_root": "ab" * 32}
+    assert verify(config, altered).checkpoints[0].signature == "INVALID"  # signed: it cannot be altered unseen
+    app = reopen(config)
+    try:
+        (check,) = verify_store(app, [("given", altered)], None).checkpoints
+    finally:
+        app.close()
+    assert check.problems == [
+        f"its map_root {'ab' * 32} is not the map of the log's stream heads at this size ({checkpoint['map_root']}), "
+        "though its root_hash is the log's, or the checkpoint is not this log's (its signature was not checked)"
+    ]
+
+
+def test_a_damaged_checkpoint_kept_in_the_store_is_named_invalid(config: Config, publish: Publish) -> None:
+    history(publish)
+    checkpoint_of(config)
+    raw = RawStore(config.location)
+    map_rows(raw, "UPDATE {p}orderlog_checkpoints SET root_hash = 'not a hash'")
+    app = reopen(config)
+    try:
+        from orderlog.audit.checkpoints import stored_checkpoints
+
+        kept = [(f"kept #{c['tree_size']}", c) for c in stored_checkpoints(app)]
+        result = verify_store(app, kept, PUBLIC)
+    finally:
+        app.close()
+    assert result.headline() == (
+        'FAILED: checkpoint kept #10 is invalid: root_hash: expected 64 lowercase hex digits, got a string ("not a '
+        'hash")'
+    )

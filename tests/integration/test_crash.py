@@ -10,11 +10,8 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from uuid import UUID
 
-from eventsourcing.persistence import StoredEvent
-
-from orderlog.application import open_store
+from orderlog.bootstrap import open_store
 from orderlog.config import Config
 from orderlog.simulate import simulate
 from tests.conftest import drop_schema
@@ -27,9 +24,10 @@ def records_by_stream(config: Config) -> dict[str, list[tuple[int, str, str]]]:
     app = open_store(config.location, create=False)
     try:
         streams: dict[str, list[tuple[int, str, str]]] = {}
-        for _position, originator_id, version, topic, state in app.database.log():
-            event = app.mapper.to_domain_event(StoredEvent(UUID(originator_id), version, topic, state))
-            streams.setdefault(f"{topic.split('/')[0]}:{event.key}", []).append((version, event.type, event.event_id))
+        for _position, record in app.log_reader.records():
+            streams.setdefault(f"{record.stream}:{record.key}", []).append(
+                (record.version, record.type, record.event_id)
+            )
         return streams
     finally:
         app.close()

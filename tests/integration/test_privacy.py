@@ -11,15 +11,16 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from orderlog.audit.checkpoints import issue_checkpoint
 from orderlog.audit.verification import verify_store
+from orderlog.bootstrap import vault_for
 from orderlog.config import Config
 from orderlog.domain.customer import Customer
 from orderlog.domain.order import Order
-from orderlog.privacy.erasure import ErasureError, forget_customer
+from orderlog.intake.outcomes import LineResult
+from orderlog.presentation import order_view, record_view
+from orderlog.privacy.erasure import ErasureError
 from orderlog.privacy.master_key import MasterKeyError
 from orderlog.privacy.vault import ENCRYPTED, ERASED
-from orderlog.publishing import LineResult
-from orderlog.signing import public_pem
-from orderlog.views import order_view, record_view
+from orderlog.sources.signing import public_pem
 from tests import builders as b
 from tests.conftest import reopen
 from tests.integration.test_store import _raw_store_bytes
@@ -64,11 +65,10 @@ def test_forgetting_a_customer_erases_their_personal_data_and_nothing_else(confi
     checkpoint = issue_checkpoint(app, KEY)
     keys_before = wrapped_keys(config, "C-1")
     assert len(keys_before) == 1
-    vault = config.vault(app, writing=False, announce=print)
-    assert forget_customer(app, vault, "C-1", by="dpo@example.com", reason="erasure request 42") == 1
+    assert app.forget_customer("C-1", by="dpo@example.com", reason="erasure request 42") == 1
 
     after = reopen(config)
-    fresh_vault = config.vault(after, writing=False, announce=print)  # holds the master key
+    fresh_vault = after.vault  # holds the master key
     first = after.stream(Order, "SO-1")
     assert first is not None
     view = order_view(first, fresh_vault)
@@ -109,21 +109,20 @@ def test_forgetting_a_customer_erases_their_personal_data_and_nothing_else(confi
 @pytest.mark.usefixtures("two_customers")
 def test_forgetting_twice_or_a_stranger_is_refused_with_a_reason(config: Config) -> None:
     app = reopen(config)
-    vault = config.vault(app, writing=False, announce=print)
-    forget_customer(app, vault, "C-1", by="dpo", reason="request")
+    app.forget_customer("C-1", by="dpo", reason="request")
     with pytest.raises(ErasureError, match=r"already erased at .* by dpo"):
-        forget_customer(app, vault, "C-1", by="dpo", reason="again")
+        app.forget_customer("C-1", by="dpo", reason="again")
     with pytest.raises(ErasureError, match="customer C-9 is not known"):
-        forget_customer(app, vault, "C-9", by="dpo", reason="request")
+        app.forget_customer("C-9", by="dpo", reason="request")
 
 
 @pytest.mark.usefixtures("two_customers")
 def test_a_returning_customer_gets_a_new_key_and_old_orders_stay_erased(config: Config, publish: Publish) -> None:
     app = reopen(config)
-    forget_customer(app, config.vault(app, writing=False, announce=print), "C-1", by="dpo", reason="request")
+    app.forget_customer("C-1", by="dpo", reason="request")
     publish(b.submitted("SO-3", customer_id="C-1", address=SECRET))
     after = reopen(config)
-    vault = config.vault(after, writing=False, announce=print)
+    vault = after.vault
     views = {key: order_view(after.stream(Order, key), vault) for key in ("SO-1", "SO-3")}  # type: ignore[arg-type]
     assert views["SO-1"]["shipping_address"]["name"] == ERASED
     assert views["SO-3"]["shipping_address"]["name"] == SECRET["name"]
@@ -133,10 +132,10 @@ def test_a_returning_customer_gets_a_new_key_and_old_orders_stay_erased(config: 
 def test_without_the_master_key_the_tool_runs_and_shows_encrypted(config: Config, tmp_path) -> None:  # type: ignore[no-untyped-def]
     keyless = replace(config, master_key_file=tmp_path / "elsewhere.key")
     app = reopen(keyless)
-    view = order_view(app.stream(Order, "SO-1"), keyless.vault(app, writing=False, announce=print))  # type: ignore[arg-type]
+    view = order_view(app.stream(Order, "SO-1"), app.vault)  # type: ignore[arg-type]
     assert view["shipping_address"]["phone"] == ENCRYPTED and view["paid_amount"] == 1000
     with pytest.raises(MasterKeyError, match="not configured"):
-        keyless.vault(app, writing=True, announce=print)
+        vault_for(app, keyless, creating_keys=True)
 
 
 @pytest.mark.usefixtures("two_customers")
@@ -145,7 +144,7 @@ def test_a_wrong_master_key_is_refused_not_used(config: Config) -> None:
 
     wrong = replace(config, master_key=new_master_key())
     with pytest.raises(MasterKeyError, match="is not the one this store's data was encrypted with"):
-        wrong.vault(reopen(wrong), writing=False, announce=print)
+        reopen(wrong)
 
 
 @pytest.mark.usefixtures("two_customers")
@@ -153,7 +152,7 @@ def test_an_erasure_interrupted_before_the_keys_were_destroyed_is_finished_by_ru
     config: Config, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     app = reopen(config)
-    vault = config.vault(app, writing=False, announce=print)
+    vault = app.vault
 
     def crash(_customer_id: str) -> int:
         raise KeyboardInterrupt  # the process dies after recording the erasure, before destroying keys
@@ -161,8 +160,19 @@ def test_an_erasure_interrupted_before_the_keys_were_destroyed_is_finished_by_ru
     with monkeypatch.context() as patched:
         patched.setattr(vault, "destroy_customer_keys", crash)
         with pytest.raises(KeyboardInterrupt):
-            forget_customer(app, vault, "C-1", by="dpo", reason="request")
+            app.forget_customer("C-1", by="dpo", reason="request")
     assert len(wrapped_keys(config, "C-1")) == 1
-    assert forget_customer(app, vault, "C-1", by="dpo", reason="request, again") == 1
+    assert app.forget_customer("C-1", by="dpo", reason="request, again") == 1
     assert wrapped_keys(config, "C-1") == []
     assert [e.data["reason"] for e in reopen(config).records(Customer, "C-1")] == ["request", "request, again"]
+
+
+@pytest.mark.usefixtures("two_customers")
+def test_the_vault_that_performed_an_erasure_cannot_open_the_erased_data_either(config: Config) -> None:
+    app = reopen(config)
+    vault = app.vault
+    sealed = app.records(Order, "SO-1")[0].data["shipping_address"]["encrypted"]
+    assert "Shangguan" in vault.open_text(sealed)  # it has read the key, and holds it
+    app.forget_customer("C-1", by="dpo", reason="request 43")
+    assert vault.open_text(sealed) == ERASED
+    app.close()

@@ -15,16 +15,16 @@ from orderlog.application import OrderLog
 from orderlog.audit.checkpoints import issue_checkpoint
 from orderlog.audit.proofs import order_proof
 from orderlog.audit_verify import envelope_payload, verify_proof
+from orderlog.bootstrap import open_orderlog
 from orderlog.config import Config
 from orderlog.domain.order import Order
-from orderlog.privacy.erasure import forget_customer
+from orderlog.intake.outcomes import LineResult
+from orderlog.presentation import record_view
 from orderlog.privacy.vault import ERASED
-from orderlog.publishing import LineResult, open_publisher
-from orderlog.signing import public_pem, sign_envelope
-from orderlog.sources import SourceError, list_sources, register_source, revoke_source
-from orderlog.views import record_view
+from orderlog.sources.registry import SourceError, SourceRequest, list_sources, register_source, revoke_source
+from orderlog.sources.signing import public_pem, sign_envelope
 from tests import builders as b
-from tests.conftest import reopen
+from tests.conftest import open_intake, reopen
 from tests.integration.test_store import _raw_store_bytes
 
 PAYMENTS = Ed25519PrivateKey.generate()
@@ -34,18 +34,20 @@ STRANGER = Ed25519PrivateKey.generate()
 
 @pytest.fixture
 def registered(config: Config) -> Iterator[OrderLog]:
-    app = config.open(create=True)
-    register_source(app, "payment-gateway", ["PaymentCaptured", "RefundIssued"], public_pem(PAYMENTS).decode(), "ops")
-    register_source(app, "shop", ["OrderSubmitted", "OrderCancelled"], public_pem(SHOP).decode(), "ops")
+    app = open_orderlog(config, create=True)
+    register_source(
+        app, SourceRequest("payment-gateway", ["PaymentCaptured", "RefundIssued"], public_pem(PAYMENTS).decode()), "ops"
+    )
+    register_source(app, SourceRequest("shop", ["OrderSubmitted", "OrderCancelled"], public_pem(SHOP).decode()), "ops")
     yield app
     app.close()
 
 
 def publish_with(config: Config, *envelopes: dict[str, Any] | str) -> list[LineResult]:
-    app, publisher = open_publisher(config, announce=lambda _m: None)
+    app, publisher = open_intake(config)
     try:
         texts = [e if isinstance(e, str) else json.dumps(e) for e in envelopes]
-        return [r for batch in publisher.publish(enumerate(texts, 1)) for r in batch]
+        return [r for batch in publisher.take(enumerate(texts, 1)) for r in batch]
     finally:
         app.close()
 
@@ -66,7 +68,7 @@ def test_a_signed_event_is_accepted_and_its_signature_kept(config: Config) -> No
     signed = payment()
     assert [r.outcome for r in publish_with(config, order_submitted(), signed)] == ["accepted", "accepted"]
     app = reopen(config)
-    record = app.records(Order, "SO-1")[1].record()
+    record = app.records(Order, "SO-1")[1].as_dict()
     assert record["signature"] == signed["signature"]
     assert record["signed_envelope"] == envelope_payload(signed).decode()  # what the source signed, verbatim
 
@@ -120,10 +122,12 @@ def test_a_revoked_source_is_rejected_and_its_old_key_kept(config: Config, regis
 
 
 def test_registry_mistakes_are_refused(registered: OrderLog) -> None:
-    with pytest.raises(SourceError, match="already registered"):
-        register_source(registered, "shop", ["OrderSubmitted"], public_pem(SHOP).decode(), "ops")
+    with pytest.raises(SourceError, match="already registered with key"):
+        register_source(registered, SourceRequest("shop", ["OrderSubmitted"], public_pem(STRANGER).decode()), "ops")
+    key, new = register_source(registered, SourceRequest("shop", ["OrderSubmitted"], public_pem(SHOP).decode()), "ops")
+    assert not new and key.types == ("OrderCancelled", "OrderSubmitted")  # the same key again changes nothing
     with pytest.raises(SourceError, match="unknown event type"):
-        register_source(registered, "erp", ["OrderShipped"], public_pem(SHOP).decode(), "ops")
+        register_source(registered, SourceRequest("erp", ["OrderShipped"], public_pem(SHOP).decode()), "ops")
     with pytest.raises(SourceError, match="no active key"):
         revoke_source(registered, "nobody", "", "ops")
 
@@ -135,12 +139,12 @@ def test_a_signed_envelope_with_personal_data_is_kept_encrypted_and_erasable(con
     assert publish_with(config, signed)[0].outcome == "accepted"
     app = reopen(config)
     assert b"13866667777" not in _raw_store_bytes(app, config)
-    vault = config.vault(app, writing=False, announce=print)
+    vault = app.vault
     shown = record_view(app.records(Order, "SO-1")[0], vault)
     assert json.loads(shown["signed_envelope"])["data"]["shipping_address"]["phone"] == "13866667777"
-    forget_customer(app, vault, "C-7", by="dpo", reason="request")
+    app.forget_customer("C-7", by="dpo", reason="request")
     after = reopen(config)
-    erased = record_view(after.records(Order, "SO-1")[0], config.vault(after, writing=False, announce=print))
+    erased = record_view(after.records(Order, "SO-1")[0], after.vault)
     assert erased["signed_envelope"] == ERASED
 
 
@@ -169,21 +173,13 @@ def test_sign_command_and_signed_simulated_traffic(tmp_path: Path) -> None:
         "simulate", "--orders", "60", "--seed", "4", "--sign-with", str(keys), "--out", "signed.jsonl", cwd=tmp_path
     )
     assert made.returncode == 0, made.stderr
-    manifest = json.loads((keys / "sources.json").read_text())
-    for name, source in manifest.items():
-        added = orderlog(
-            "sources",
-            "add",
-            name,
-            "--types",
-            ",".join(source["types"]),
-            "--public-key",
-            source["public_key"],
-            "--by",
-            "test",
-            cwd=tmp_path,
-        )
-        assert added.returncode == 0, added.stderr
+    added = orderlog("sources", "add", "--from", str(keys / "sources.json"), "--by", "ops-lead", cwd=tmp_path)
+    assert added.returncode == 0, added.stderr
+    assert added.stdout.count("may publish") == len(json.loads((keys / "sources.json").read_text()))
+    again = orderlog("sources", "add", "--from", str(keys / "sources.json"), cwd=tmp_path)
+    assert again.returncode == 0 and "already registered, with this key" in again.stdout
+    rows = json.loads(orderlog("sources", "list", "--json", cwd=tmp_path).stdout)
+    assert {row["registered_by"] for row in rows} == {"ops-lead"} and all(row["registered_at"] for row in rows)
     listed = orderlog("sources", "list", cwd=tmp_path).stdout
     assert "payment-gateway" in listed and "PaymentCaptured" in listed
     result = orderlog("publish", "signed.jsonl", "--require-signatures", "--rejects", "rejects.jsonl", cwd=tmp_path)
@@ -198,3 +194,15 @@ def test_sign_command_and_signed_simulated_traffic(tmp_path: Path) -> None:
     (tmp_path / "signed-one.jsonl").write_text(signed.stdout)
     again = orderlog("publish", "signed-one.jsonl", "--require-signatures", cwd=tmp_path)
     assert again.stdout.strip().startswith("accepted 1,"), again.stdout + again.stderr
+
+
+def test_a_long_running_publisher_sees_a_revocation_made_elsewhere(config: Config, registered: OrderLog) -> None:
+    app, publisher = open_intake(config)
+    first = [
+        r for batch in publisher.take(enumerate([json.dumps(order_submitted()), json.dumps(payment())])) for r in batch
+    ]
+    assert [r.outcome for r in first] == ["accepted", "accepted"]
+    revoke_source(registered, "payment-gateway", "key leaked", "ops")  # another process, in effect
+    (later,) = [r for batch in publisher.take([(3, json.dumps(payment(payment_id="P-2")))]) for r in batch]
+    app.close()
+    assert (later.outcome, later.reason) == ("invalid", "source 'payment-gateway' is revoked")

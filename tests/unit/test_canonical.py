@@ -11,7 +11,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from orderlog.audit_verify import canonical_json, canonical_json_unchecked, record_hash
+from orderlog.domain.canonical import canonical_bytes
 from orderlog.domain.contract import EVENT_TYPES
+from orderlog.domain.record import sealed_part, stored_bytes
 from orderlog.domain.stream import HashChainSealer
 from tests.strategies import stored_record
 
@@ -22,14 +24,16 @@ from tests.strategies import stored_record
 def test_fast_path_equals_rfc8785_for_every_event_type(type_name: str, data: st.DataObject) -> None:
     record = data.draw(stored_record(type_name))
     assert canonical_json_unchecked(record) == rfc8785.dumps(record)
+    assert canonical_bytes(record) == rfc8785.dumps(record)  # the writer's
     assert canonical_json(record) == rfc8785.dumps(record)
 
 
 @settings(max_examples=200, deadline=None)
 @given(record=stored_record())
 def test_the_sealed_bytes_hash_to_what_an_auditor_recomputes(record: dict[str, Any]) -> None:
-    sealed, digest = HashChainSealer().seal(record)
-    assert sealed == rfc8785.dumps(record)
+    state, digest = HashChainSealer().seal(record)
+    assert sealed_part(state) == rfc8785.dumps(record)
+    assert state == stored_bytes(rfc8785.dumps(record), digest)
     assert digest == hashlib.sha256(rfc8785.dumps(record)).hexdigest() == record_hash({**record, "hash": "x"})
 
 

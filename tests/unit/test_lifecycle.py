@@ -8,6 +8,7 @@ import pytest
 
 from orderlog.domain.envelope import read_envelope
 from orderlog.domain.order import Order
+from orderlog.domain.record import Record
 from orderlog.domain.status import FinancialStatus, Status
 from orderlog.domain.stream import Decision, Outcome
 from tests import builders as b
@@ -19,8 +20,12 @@ def run(*envelopes: dict[str, Any]) -> tuple[Order, list[Decision]]:
     return order, [order.handle(upstream) for upstream in rest]
 
 
+def new_records(order: Order) -> list[Record]:
+    return [event.record for event in order.collect_events()]
+
+
 def types(order: Order) -> list[str]:
-    return [event.type for event in order.collect_events()]
+    return [record.type for record in new_records(order)]
 
 
 # ---------------------------------------------------------------- submission and confirmation
@@ -76,10 +81,17 @@ def test_payments_add_up_towards_the_total(payments: list[int], status: Status, 
     assert (order.status, order.financial_status) == (status, financial)
 
 
-def test_a_duplicate_capture_of_one_payment_id_is_recorded_truthfully() -> None:
-    order, decisions = run(b.submitted(), b.paid(amount=1000), b.paid(amount=1000))
+def test_a_capture_re_sent_under_a_new_event_id_is_the_same_payment_counted_once() -> None:
+    order, decisions = run(b.submitted(), b.paid(amount=1000, event_id="e-1"), b.paid(amount=1000, event_id="e-2"))
+    assert [d.outcome for d in decisions] == [Outcome.ACCEPTED, Outcome.DUPLICATE]
+    assert "payment_id P-1 is already recorded by event e-1 (order SO-1 version 2)" in decisions[1].reason
+    assert order.paid_amount == 1000 and order.version == 2
+
+
+def test_a_second_capture_under_another_payment_id_is_a_second_payment() -> None:
+    order, decisions = run(b.submitted(), b.paid(amount=1000, payment_id="P-1"), b.paid(amount=1000, payment_id="P-2"))
     assert [d.outcome for d in decisions] == [Outcome.ACCEPTED, Outcome.ACCEPTED]
-    assert order.paid_amount == 2000 and order.captures["P-1"] == [1000, 1000]
+    assert order.paid_amount == 2000 and order.financial_status is FinancialStatus.PAID
 
 
 def test_a_failed_payment_is_recorded_and_changes_no_figure() -> None:
@@ -124,7 +136,7 @@ def test_more_dispatched_than_ordered_and_unknown_skus_show_in_the_figures() -> 
 def test_the_engine_completes_an_order_when_every_shipment_is_delivered() -> None:
     order, _ = run(b.submitted(), b.paid(), b.dispatched(), b.delivered(at="2026-03-03T09:00:00Z"))
     assert order.status is Status.COMPLETED
-    events = order.collect_events()
+    events = new_records(order)
     completion = events[-1]
     assert (completion.type, completion.source) == ("OrderCompleted", "orderlog")
     assert completion.event_id == f"orderlog/completed/{events[-2].event_id}"
@@ -209,7 +221,7 @@ def test_cancellation_is_refused_once_anything_has_shipped(shipped: list[dict[st
     order, decisions = run(b.submitted(), b.paid(), *shipped, b.cancelled())
     assert decisions[-1].outcome is Outcome.REFUSED
     assert "needs a return, not a cancellation" in decisions[-1].reason
-    refusal = order.collect_events()[-1]
+    refusal = new_records(order)[-1]
     assert refusal.type == "RequestRefused"
     assert refusal.data["request_type"] == "OrderCancelled"
     assert refusal.data["reason"] == decisions[-1].reason
@@ -274,8 +286,8 @@ def test_a_refused_request_sent_again_is_a_duplicate_not_a_second_refusal() -> N
 
 def test_every_record_keeps_the_envelope_event_time_record_time_and_a_hash_chain() -> None:
     order, _ = run(b.submitted(actor="u-1", correlation_id="cart-9"), b.paid(at="2026-03-01T11:00:00+01:00"))
-    first, second = order.collect_events()
-    record = first.record()
+    first, second = new_records(order)
+    record = first.as_dict()
     assert {k: record[k] for k in ("type", "event_id", "source", "actor", "correlation_id", "version")} == {
         "type": "OrderSubmitted",
         "event_id": first.event_id,
@@ -287,3 +299,108 @@ def test_every_record_keeps_the_envelope_event_time_record_time_and_a_hash_chain
     assert second.occurred_at == "2026-03-01T10:00:00.000Z"
     assert first.recorded_at <= second.recorded_at
     assert first.prev_hash == "0" * 64 and second.prev_hash == first.hash != second.hash
+
+
+# ---------------------------------------------------------------- natural keys
+
+
+NATURAL_KEY_FACTS = {
+    "PaymentCaptured": (b.paid(amount=400), {"amount": 19700}),
+    "RefundIssued": (b.refunded(amount=400), {"amount": 1000}),
+    "ShipmentDispatched": (b.dispatched(lines=[("SKU-A", 1)]), {"lines": [{"sku": "SKU-A", "qty": 2}]}),
+    "ShipmentDelivered": (b.delivered(), None),
+}
+
+
+def test_every_fact_with_a_natural_key_is_covered_here() -> None:
+    from orderlog.domain.contract import EVENT_TYPES
+
+    assert {name for name, t in EVENT_TYPES.items() if t.natural_key} == set(NATURAL_KEY_FACTS)
+
+
+def _before(fact_type: str) -> list[dict[str, Any]]:
+    """What must come before a fact for it to mean something (a delivery needs a dispatch)."""
+    return [b.dispatched(event_id="d-0")] if fact_type == "ShipmentDelivered" else []
+
+
+@pytest.mark.parametrize("fact_type", sorted(NATURAL_KEY_FACTS))
+def test_the_same_natural_key_and_content_under_a_new_event_id_is_a_duplicate(fact_type: str) -> None:
+    fact, _ = NATURAL_KEY_FACTS[fact_type]
+    if fact_type == "ShipmentDelivered":
+        fact = b.delivered()
+    order, decisions = run(b.submitted(), *_before(fact_type), fact, {**fact, "event_id": "again"})
+    before = order.version
+    assert decisions[-1].outcome is Outcome.DUPLICATE and "counted once" in decisions[-1].reason
+    assert "again" not in order.event_ids and order.version == before
+
+
+@pytest.mark.parametrize("fact_type", sorted(t for t, (_, change) in NATURAL_KEY_FACTS.items() if change))
+def test_the_same_natural_key_with_other_content_is_a_recorded_conflict_that_changes_no_figure(fact_type: str) -> None:
+    fact, change = NATURAL_KEY_FACTS[fact_type]
+    other = {**fact, "event_id": "other", "data": {**fact["data"], **change}}
+    order, _ = run(b.submitted(), fact)
+    figures = (order.paid_amount, order.refunded_amount, [line.shipped_qty for line in order.lines.values()])
+    decision = order.handle(read_envelope(b.line(other)))
+    assert decision.outcome is Outcome.CONFLICT
+    assert f"is already recorded by event {fact['event_id']}" in decision.reason and "->" in decision.reason
+    assert (order.paid_amount, order.refunded_amount, [line.shipped_qty for line in order.lines.values()]) == figures
+    conflict = new_records(order)[-1]
+    assert conflict.type == "ConflictRecorded" and conflict.event_id == "other"
+    assert conflict.data["earlier_event_id"] == fact["event_id"] and conflict.data["fact_type"] == fact_type
+    assert order.conflicts == 1 and order.event_ids["other"] == order.version
+    again = order.handle(read_envelope(b.line(other)))
+    assert again.outcome is Outcome.DUPLICATE and order.conflicts == 1
+
+
+# ---------------------------------------------------------------- every request to a closed order
+
+
+CANCEL_FIRST = [b.submitted(requires_confirmation=True), b.cancelled()]
+COMPLETE_FIRST = [b.submitted(requires_confirmation=True), b.dispatched(), b.delivered()]
+REQUESTS = {
+    "OrderSubmitted": (b.submitted(), "already submitted"),
+    "OrderConfirmed": (b.confirmed(), "nothing left to confirm"),
+    "OrderCancelled": (b.cancelled(), ""),
+    "OrderCompleted": (b.completed(), "only a SHIPPED order can be completed"),
+    "AddressCorrected": (b.address_corrected(), "can no longer change"),
+}
+
+
+def test_every_request_type_is_tried_on_closed_orders() -> None:
+    from orderlog.domain.contract import EVENT_TYPES, Kind
+
+    assert set(REQUESTS) == {name for name, t in EVENT_TYPES.items() if t.kind is Kind.REQUEST}
+
+
+@pytest.mark.parametrize("request_type", sorted(REQUESTS))
+@pytest.mark.parametrize(("history", "status"), [(CANCEL_FIRST, "CANCELLED"), (COMPLETE_FIRST, "COMPLETED")])
+def test_every_request_to_a_cancelled_or_completed_order_is_refused(
+    request_type: str, history: list[dict[str, Any]], status: str
+) -> None:
+    request, words = REQUESTS[request_type]
+    order, decisions = run(*history, {**request, "event_id": f"late-{request_type}"})
+    assert order.status == status
+    assert decisions[-1].outcome is Outcome.REFUSED, decisions[-1]
+    assert words in decisions[-1].reason
+    assert types(order)[-1] == "RequestRefused" and order.status == status
+
+
+def test_an_order_dispatched_before_its_confirmation_is_shipped_and_may_still_be_confirmed() -> None:
+    order, decisions = run(b.submitted(requires_confirmation=True), b.dispatched())
+    assert decisions[0].outcome is Outcome.ACCEPTED
+    assert order.status is Status.SHIPPED and not order.confirmed
+    assert order.handle(read_envelope(b.line(b.confirmed()))).outcome is Outcome.ACCEPTED
+    assert order.status is Status.SHIPPED and order.confirmed
+
+
+def test_the_engine_completes_at_the_latest_event_time_not_the_deliverys() -> None:
+    order, _ = run(
+        b.submitted(at="2026-03-01T10:00:00Z"),
+        b.dispatched(at="2026-03-02T10:00:00Z"),
+        b.refunded(amount=1, at="2026-03-09T10:00:00Z"),
+        b.delivered(at="2026-03-04T10:00:00Z"),  # arrives late: it happened before the refund
+    )
+    completion = new_records(order)[-1]
+    assert completion.type == "OrderCompleted"
+    assert completion.occurred_at == "2026-03-09T10:00:00.000Z"
+    assert order.completed_at == "2026-03-09T10:00:00.000Z"

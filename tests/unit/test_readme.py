@@ -12,7 +12,7 @@ from orderlog.audit_verify import ed25519_verify, envelope_payload
 from orderlog.domain.contract import UPSTREAM_TYPES
 from orderlog.domain.envelope import read_envelope
 from orderlog.domain.reasons import CANCELLATION_REASONS
-from orderlog.signing import public_pem
+from orderlog.sources.signing import public_pem
 
 README = (Path(__file__).parents[2] / "README.md").read_text(encoding="utf-8")
 

@@ -2,8 +2,8 @@
 
 `orderlog simulate --sign-with DIR` creates `DIR/<source>.pem` (private) and
 `DIR/<source>.pub.pem` for every simulated source that has none yet, and writes
-`DIR/sources.json` naming each source's public key and the event types it publishes,
-which is what `orderlog sources add` needs to register them.
+`DIR/sources.json` naming each source's public key (a file name in DIR) and the event
+types it publishes: `orderlog sources add --from DIR/sources.json` registers them all.
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ import json
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
-from orderlog.signing import load_private_key, public_key_path, sign_envelope, write_key_pair
 from orderlog.simulate import SOURCES
+from orderlog.sources.signing import load_private_key, public_key_path, sign_envelope, write_key_pair
 
 
 def source_keys(directory: Path, announce: Callable[[str], None]) -> dict[str, Path]:
@@ -25,7 +25,7 @@ def source_keys(directory: Path, announce: Callable[[str], None]) -> dict[str, P
             write_key_pair(private)
         keys[source] = private
     manifest = {
-        source: {"public_key": str(public_key_path(keys[source])), "types": types} for source, types in SOURCES.items()
+        source: {"public_key": public_key_path(keys[source]).name, "types": types} for source, types in SOURCES.items()
     }
     (directory / "sources.json").write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
     announce(f"signing keys of {len(keys)} simulated sources are in {directory} (see sources.json)")

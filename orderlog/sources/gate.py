@@ -1,4 +1,4 @@
-"""The source registry and the gate every upstream event passes (signatures, permissions).
+"""The gate every upstream event passes: signatures and permissions, by the registry.
 
 Rules (DESIGN.md, "Trust"):
 - a signed event must verify with the active key of the source named in its `source`,
@@ -14,22 +14,18 @@ from __future__ import annotations
 import os
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from orderlog.application import OrderLog, own_record, record_own
-from orderlog.audit_verify import envelope_payload, load_public_key, public_key_id, verify_signature
-from orderlog.domain.contract import UPSTREAM_TYPES
+from orderlog.audit_verify import envelope_payload, load_public_key, verify_signature
 from orderlog.domain.envelope import InvalidEvent, Upstream
 from orderlog.domain.source import Source, SourceKey
-from orderlog.signing import parse_json_object
-from orderlog.store.mapper import topic_of
+from orderlog.sources.signing import parse_json_object
+
+if TYPE_CHECKING:
+    from orderlog.application import OrderLog
 
 VERIFY_IN_PARALLEL_FROM = 16
 """Fewer signed events than this in a batch are checked on the calling thread."""
-
-
-class SourceError(Exception):
-    """A registry change that cannot be made (unknown type, already registered, ...)."""
 
 
 class SourceGate:
@@ -144,57 +140,3 @@ def _verify_chunk(checks: list[tuple[Any, str, bytes]]) -> list[bool]:
 
 def _rejected(upstream: Upstream, reason: str) -> InvalidEvent:
     return InvalidEvent(reason, event_id=upstream.event_id, key=upstream.key)
-
-
-# ---------------------------------------------------------------- the registry
-
-
-def register_source(app: OrderLog, name: str, types: list[str], public_key_pem: str, actor: str | None) -> SourceKey:
-    unknown = [t for t in types if t not in UPSTREAM_TYPES]
-    if unknown or not types:
-        raise SourceError(
-            f"unknown event type(s) {', '.join(unknown) or '(none given)'}; choose from {', '.join(UPSTREAM_TYPES)}"
-        )
-    existing = app.stream(Source, name)
-    if existing is not None and existing.active_key is not None:
-        raise SourceError(
-            f"source {name!r} is already registered with key {existing.active_key.key_id}; "
-            "revoke it first to rotate its key"
-        )
-    data = {
-        "types": sorted(set(types)),
-        "public_key": public_key_pem,
-        "key_id": public_key_id(public_key_pem),
-    }
-    source = record_own(app, Source, own_record("SourceRegistered", name, data, actor))
-    assert source.active_key is not None
-    return source.active_key
-
-
-def revoke_source(app: OrderLog, name: str, reason: str, actor: str | None) -> SourceKey:
-    source = app.stream(Source, name)
-    if source is None or source.active_key is None:
-        raise SourceError(f"source {name!r} has no active key to revoke")
-    key = source.active_key
-    record_own(
-        app,
-        Source,
-        own_record("SourceRevoked", name, {"key_id": key.key_id, "reason": reason}, actor),
-    )
-    return key
-
-
-def list_sources(app: OrderLog) -> list[Source]:
-    topic = topic_of("source", "SourceRegistered")
-    names = sorted({record.key for record in _records_with_topic(app, topic)})
-    return [source for name in names if (source := app.stream(Source, name)) is not None]
-
-
-def _records_with_topic(app: OrderLog, topic: str) -> list[Any]:
-    start, found = 0, []
-    while True:
-        page = app.recorder.select_notifications(start, 1000, topics=[topic], inclusive_of_start=False)
-        found += [app.mapper.to_domain_event(notification) for notification in page]
-        if len(page) < 1000:
-            return found
-        start = page[-1].id

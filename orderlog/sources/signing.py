@@ -18,6 +18,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from orderlog.audit_verify import envelope_payload, load_public_key
+from orderlog.domain.envelope import DuplicateMember, refuse_duplicate_members
 
 
 class KeyFileError(Exception):
@@ -90,15 +91,10 @@ def sign_envelope(key: Ed25519PrivateKey, envelope: dict[str, Any]) -> dict[str,
 
 def parse_json_object(text: str | bytes) -> dict[str, Any]:
     """A JSON object, refusing duplicate member names (RFC 8785 forbids them)."""
-
-    def no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-        members = dict(pairs)
-        if len(members) != len(pairs):
-            names = [name for name, _ in pairs]
-            raise ValueError(f"duplicate member {next(n for n in names if names.count(n) > 1)!r}")
-        return members
-
-    value = json.loads(text, object_pairs_hook=no_duplicates)
+    try:
+        value = json.loads(text, object_pairs_hook=refuse_duplicate_members)
+    except DuplicateMember as duplicate:
+        raise ValueError(f"duplicate member {str(duplicate)!r}") from None
     if not isinstance(value, dict):
         raise ValueError("not a JSON object")
     return value

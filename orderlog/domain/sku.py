@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from orderlog.domain.record import Record
 from orderlog.domain.stream import StreamAggregate
 
 
-class Stock(StreamAggregate):
+class Sku(StreamAggregate):
     STREAM = "sku"
     OPENED_BY = frozenset({"StockCounted"})
 
@@ -14,8 +15,8 @@ class Stock(StreamAggregate):
         self.on_hand = 0
         self.counted_at = ""
 
-    def on_StockCounted(self, event: Stock.Event) -> None:
+    def on_StockCounted(self, record: Record) -> None:
         # Counts can arrive out of order: the latest count in event time wins.
-        if event.occurred_at >= self.counted_at:
-            self.on_hand = event.data["on_hand"]
-            self.counted_at = event.occurred_at
+        if record.occurred_at >= self.counted_at:
+            self.on_hand = record.data["on_hand"]
+            self.counted_at = record.occurred_at

@@ -1,10 +1,10 @@
-"""Publishing a file with several processes, partitioned by stream.
+"""Taking a file in with several processes, partitioned by stream.
 
 One Python process tops out well below what the store can take, so `publish --workers N`
 splits the input by stream key (the order id, or the SKU of a stock count): every worker
 reads the whole file and keeps the lines of its own partition, so every event of one
 order goes to the same worker, in input order, and per-order order is kept exactly as
-with one process. Each worker is an ordinary Publisher with its own connection (a batch
+with one process. Each worker is an ordinary Intake with its own connection (a batch
 is still one transaction) and sends back only counts and the lines it did not accept.
 A conflict between workers cannot arise for one order; if one did (the same id written
 two ways), optimistic concurrency would reload and retry.
@@ -12,24 +12,28 @@ two ways), optimistic concurrency would reload and retry.
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import multiprocessing
+import os
 import queue
-import re
+import signal
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from itertools import islice
 from pathlib import Path
 from typing import Any
 
+from orderlog.bootstrap import open_orderlog
 from orderlog.config import Config
-from orderlog.publishing import BATCH_LINES, BatchReport, LineResult, input_lines, open_publisher
+from orderlog.domain.envelope import stream_key_of
+from orderlog.intake.outcomes import BatchReport, LineResult
+from orderlog.intake.pipeline import BATCH_LINES
+from orderlog.intake.reading import input_lines
 
-STREAM_KEY = (
-    re.compile(rb'"order_id"\s*:\s*"((?:[^"\\]|\\.)*)"'),
-    re.compile(rb'"sku"\s*:\s*"((?:[^"\\]|\\.)*)"'),
-)
-WAIT_SECONDS = 1.0
+WAIT_SECONDS = 0.5
+PR_SET_PDEATHSIG = 1
 
 
 class WorkerError(Exception):
@@ -37,22 +41,33 @@ class WorkerError(Exception):
 
 
 def partition_of(line: bytes, partitions: int) -> int:
-    """The worker for a raw JSON line: by its order id, else its SKU (malformed: 0)."""
-    for pattern in STREAM_KEY:
-        match = pattern.search(line)
-        if match:
-            return zlib.crc32(match.group(1)) % partitions
-    return 0
+    """The worker for a raw JSON line: by its stream key as the JSON reader reads it (so
+    `"SO\\u002d1"` and `"SO-1"` go to the same worker); unreadable lines go to worker 0."""
+    key = stream_key_of(line)
+    return 0 if key is None else zlib.crc32(key.encode("utf-8", "surrogatepass")) % partitions
 
 
 def publish_file_in_parallel(
-    config: Config, path: Path, workers: int, batch_lines: int = BATCH_LINES
+    config: Config,
+    path: Path,
+    workers: int,
+    batch_lines: int = BATCH_LINES,
+    should_stop: Callable[[], bool] = lambda: False,
 ) -> Iterator[BatchReport]:
-    """Like Publisher.publish over one file, with `workers` processes; reports as batches finish."""
+    """Like Intake.take over one file, with `workers` processes; reports as batches finish.
+
+    When `should_stop()` turns true, every worker finishes the batch under way and stops,
+    and its report still arrives: what is reported is exactly what was stored.
+    """
     context = multiprocessing.get_context("spawn")
     outbox: Any = context.Queue()
+    stop = context.Event()
     processes = [
-        context.Process(target=_work, args=(Share(index, workers, str(path), batch_lines), config, outbox), daemon=True)
+        context.Process(
+            target=_work,
+            args=(Share(index, workers, str(path), batch_lines), config, outbox, stop, os.getpid()),
+            daemon=True,
+        )
         for index in range(workers)
     ]
     for process in processes:
@@ -61,6 +76,8 @@ def publish_file_in_parallel(
     running = set(range(workers))
     try:
         while running:
+            if should_stop():
+                stop.set()
             try:
                 kind, worker, payload = outbox.get(timeout=WAIT_SECONDS)
             except queue.Empty:
@@ -71,9 +88,9 @@ def publish_file_in_parallel(
                 continue
             if kind == "error":
                 raise WorkerError(f"publishing worker {worker} stopped: {payload}")
-            if kind == "done":
+            if kind in ("done", "stopped"):
                 running.discard(worker)
-                positions[worker] = payload
+                positions[worker] = payload if kind == "done" else positions[worker]
                 continue
             counts, rejects, positions[worker] = payload
             yield BatchReport(counts, [LineResult(*fields) for fields in rejects], min(positions))
@@ -94,20 +111,42 @@ class Share:
     batch_lines: int
 
 
-def _work(share: Share, config: Config, outbox: Any) -> None:
+def _work(share: Share, config: Config, outbox: Any, stop: Any, parent: int) -> None:
+    """One worker: its partition of the file, batch by batch, until done or told to stop.
+
+    Ctrl-C reaches every process of the terminal's group: the worker leaves it to the
+    parent, which asks it to stop after the batch under way. If the parent dies (even by
+    kill -9), the kernel kills the worker too; a batch it was storing is rolled back.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _die_with(parent)
     index = share.index
     try:
-        _app, publisher = open_publisher(config, announce=lambda _message: None, batch_lines=share.batch_lines)
+        app = open_orderlog(config, create=True)
+        intake = app.intake(batch_lines=share.batch_lines)
         with open(share.path, "rb") as file:
             mine = _partition(input_lines(file), index, share.partitions)
             while batch := list(islice(mine, share.batch_lines)):
-                report = BatchReport.of(publisher.publish_batch([(n, line) for n, line, _ in batch]))
+                report = BatchReport.of(intake.take_batch([(n, line) for n, line, _ in batch]))
                 position = batch[-1][2]
                 rejects = [(r.line, r.outcome, r.event_id, r.key, r.reason) for r in report.rejects]
                 outbox.put(("batch", index, (report.counts, rejects, position)))
+                if stop.is_set() or os.getppid() != parent:
+                    app.close()
+                    outbox.put(("stopped", index, position))
+                    return
+        app.close()
         outbox.put(("done", index, Path(share.path).stat().st_size))
     except Exception as error:  # reported to the parent, which prints it and exits non-zero
         outbox.put(("error", index, f"{type(error).__name__}: {error}"))
+
+
+def _die_with(parent: int) -> None:
+    """Linux: have the kernel send SIGKILL to this process when its parent dies."""
+    with contextlib.suppress(OSError, AttributeError):  # elsewhere the worker checks between batches
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != parent:  # the parent died before the request took effect
+        os._exit(1)
 
 
 def _partition(

@@ -1,0 +1,129 @@
+"""What every command shares: the root group and its settings, opening the store for a
+command, safe printing, and the parameter types that check input before any work."""
+
+from __future__ import annotations
+
+import signal
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import replace
+from pathlib import Path
+
+import click
+
+from orderlog.application import OrderLog
+from orderlog.bootstrap import open_orderlog
+from orderlog.config import Config
+from orderlog.domain.instants import InstantError, format_instant, parse_instant
+from orderlog.domain.text import escaped
+
+
+class UserError(click.ClickException):
+    """A mistake in what was asked: shown as one line, exit code 1."""
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.option(
+    "--store",
+    metavar="URL",
+    help="sqlite:///orderlog.db (default), a file path, or postgresql://user@host:5432/db?schema=s "
+    "[env ORDERLOG_STORE]",
+)
+@click.option("--kafka", metavar="HOST:PORT[,...]", help="Kafka bootstrap servers [env ORDERLOG_KAFKA]")
+@click.option(
+    "--schema-registry",
+    metavar="URL",
+    help="a Confluent-compatible schema registry (default: ids from schemas/) [env ORDERLOG_SCHEMA_REGISTRY]",
+)
+@click.version_option(package_name="orderlog")
+@click.pass_context
+def cli(context: click.Context, store: str | None, kafka: str | None, schema_registry: str | None) -> None:
+    """orderlog: one trustworthy record of what happened to every order."""
+    config = Config.from_env()
+    overrides = {"store_url": store, "kafka": kafka, "schema_registry": schema_registry}
+    context.obj = replace(config, **{name: value for name, value in overrides.items() if value})
+
+
+def echo(text: str = "", *, err: bool = False, nl: bool = True) -> None:
+    """Prints for a person: whatever upstream put into a text comes out escaped, so that no
+    stored control or bidirectional character can repaint the terminal."""
+    click.echo(escaped(text, keep_layout=True), err=err, nl=nl)
+
+
+def announce(message: str) -> None:
+    echo(f"orderlog: {message}", err=True)
+
+
+def current_config() -> Config:
+    config: Config = click.get_current_context().obj
+    return config
+
+
+def opened(*, writing: bool = False, create: bool = False) -> OrderLog:
+    """The configured store for this command, closed (its write-ahead log folded in) when
+    the command ends, however it ends."""
+    app = open_orderlog(current_config(), writing=writing, create=create, announce=announce)
+    click.get_current_context().find_root().call_on_close(app.close)
+    return app
+
+
+class OutputFile(click.ParamType):
+    """A file this command will write: a name whose directory exists and that is not a
+    directory itself, checked before any work is done (not found out after it)."""
+
+    name = "FILE"
+
+    def convert(self, value: str, parameter: click.Parameter | None, context: click.Context | None) -> str:
+        path = Path(value)
+        if value == "-":
+            return value
+        if path.is_dir():
+            self.fail(f"{value} is a directory; name a file to write", parameter, context)
+        if not path.absolute().parent.is_dir():
+            self.fail(f"directory {path.absolute().parent} does not exist", parameter, context)
+        return value
+
+
+OUTPUT_FILE = OutputFile()
+
+
+def moment_option(_context: click.Context, parameter: click.Parameter, value: str | None) -> str | None:
+    """A time on the command line, in orderlog's instant form (it must name its zone)."""
+    if value is None:
+        return None
+    try:
+        return format_instant(parse_instant(value))
+    except InstantError as error:
+        raise click.BadParameter(str(error), param=parameter) from None
+
+
+@contextmanager
+def interruptible(what: str = "the batch under way") -> Iterator[Callable[[], bool]]:
+    """The first Ctrl-C asks for a stop after `what`; the second stops at once. Yields a
+    function that says whether a stop was asked for."""
+    pressed: list[bool] = []
+
+    def on_interrupt(_signal: int, _frame: object) -> None:
+        if pressed:
+            raise KeyboardInterrupt
+        pressed.append(True)
+        echo(f"\norderlog: stopping after {what} (Ctrl-C again to stop at once)", err=True)
+
+    previous = signal.signal(signal.SIGINT, on_interrupt)
+    try:
+        yield lambda: bool(pressed)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+@contextmanager
+def progress_bar(total: int, *, unit: str, description: str) -> Iterator[Callable[[int], None]]:
+    """A progress bar with rate and time left, on a terminal only; call it with how far."""
+    if not total or not sys.stderr.isatty():
+        yield lambda _done: None
+        return
+    from tqdm import tqdm
+
+    with tqdm(total=total, unit=unit, unit_scale=True, desc=description, file=sys.stderr) as bar:
+        yield lambda done: bar.update(done - bar.n)

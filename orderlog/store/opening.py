@@ -1,0 +1,100 @@
+"""Opening a store: the checks before, and the lock that lets several processes create one.
+
+The eventsourcing library creates its tables when an application starts; two processes
+starting at once on a new store would race to create them (and the master key). Here is
+what makes that safe, and what turns the database's errors into a sentence a user can act
+on. The service itself is assembled in orderlog.bootstrap.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+from collections.abc import Iterator
+from typing import Any
+
+from orderlog.store.location import StoreError, StoreLocation
+
+
+def check_location(location: StoreLocation, *, create: bool) -> None:
+    """What can be said before connecting: no store there, a missing directory, a directory."""
+    if not create and not location.exists():
+        raise StoreError(f"no store at {location.label}: publish events first, or pass --store / set ORDERLOG_STORE")
+    if location.kind == "postgres" and not create:
+        check_postgres_store(location)
+    if location.kind == "sqlite" and location.path is not None:
+        parent = location.path.parent
+        if not parent.exists():
+            raise StoreError(f"cannot create store {location.label}: directory {parent} does not exist")
+        if location.path.is_dir():
+            raise StoreError(f"store {location.label} is a directory, not a store file")
+
+
+@contextlib.contextmanager
+def creation_lock(location: StoreLocation, *, shared: bool = False) -> Iterator[None]:
+    """Serialises the creation of a store between processes (two publishers starting at
+    once on a new store would otherwise race to create its tables and its master key), and
+    keeps a reader (`shared`) from opening a store whose tables are half made.
+
+    SQLite: a flock on the store's directory (never on the store file itself: closing any
+    descriptor of that file would drop SQLite's own locks). PostgreSQL: an advisory lock
+    named after the schema, on a connection of its own.
+    """
+    if location.kind == "sqlite":
+        assert location.path is not None
+        descriptor = os.open(location.path.absolute().parent, os.O_RDONLY)
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_SH if shared else fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(descriptor)  # releases the lock
+        return
+    psycopg = _psycopg()
+    try:
+        with location.connect(connect_timeout=5, autocommit=True) as connection:
+            if shared:
+                connection.execute("SELECT pg_advisory_lock_shared(hashtext(%s))", (f"orderlog:{location.schema}",))
+            else:
+                connection.execute("SELECT pg_advisory_lock(hashtext(%s))", (f"orderlog:{location.schema}",))
+                connection.execute(f'CREATE SCHEMA IF NOT EXISTS "{location.schema}"')
+            yield
+    except psycopg.OperationalError as error:
+        raise StoreError(f"cannot connect to {location.label}: {_first_line(error)}") from None
+
+
+def check_postgres_store(location: StoreLocation) -> None:
+    """A reader's PostgreSQL store must answer and hold a store: say which is missing."""
+    psycopg = _psycopg()
+    try:
+        with location.connect(connect_timeout=5, autocommit=True) as connection:
+            found = connection.execute(
+                "SELECT 1 FROM information_schema.tables WHERE table_schema = %s AND table_name = 'orderlog_events'",
+                (location.schema,),
+            ).fetchone()
+    except psycopg.Error as error:
+        raise StoreError(f"cannot connect to {location.label}: {_first_line(error)}") from None
+    if found is None:
+        raise StoreError(f"no store at {location.label}: publish events first, or pass --store / set ORDERLOG_STORE")
+
+
+def _psycopg() -> Any:
+    try:
+        import psycopg
+    except ImportError:
+        raise StoreError("PostgreSQL support is not installed: pip install 'orderlog[postgres]'") from None
+    return psycopg
+
+
+def store_problem(error: BaseException) -> str:
+    text = _first_line(error)
+    if "file is not a database" in text or "database disk image is malformed" in text:
+        return f"{text} (it is not an orderlog store, or it is damaged)"
+    if "no such table" in text or "does not exist" in text:
+        return f"{text} (it holds no orderlog store)"
+    return text
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip() or type(error).__name__
+    return text.splitlines()[0]

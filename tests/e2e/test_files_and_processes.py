@@ -1,0 +1,330 @@
+"""Files and processes as a user meets them: outputs that would clobber inputs, workers and
+signals, concurrent starts, store files that stand alone, and errors a user can act on."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from orderlog.intake.parallel import partition_of
+from orderlog.simulate import simulate
+from tests import builders as b
+from tests.e2e.test_cli import assert_one_line_error, orderlog, write_lines
+
+
+def clean_env() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if not k.startswith("ORDERLOG_")}
+
+
+def traffic(path: Path, orders: int, seed: int = 3) -> Path:
+    path.write_text("\n".join(simulate(orders, seed)) + "\n", encoding="utf-8")
+    return path
+
+
+def stored_events(store: Path) -> int:
+    """Events in a store file, read as any SQLite tool would (and closed, leaving no WAL);
+    0 while a publisher is still creating its tables."""
+    with contextlib.closing(sqlite3.connect(store)) as connection:
+        try:
+            return int(connection.execute("SELECT COUNT(*) FROM stored_events").fetchone()[0])
+        except sqlite3.OperationalError:
+            return 0
+
+
+def tally(text: str) -> dict[str, int]:
+    line = next(line for line in text.splitlines() if line.startswith("accepted "))
+    return {part.split(" ")[0]: int(part.split(" ")[1]) for part in line.split(", ")}
+
+
+# ---------------------------------------------------------------- outputs over inputs
+
+
+def test_rejects_naming_the_input_is_refused_before_anything_is_read(tmp_path: Path) -> None:
+    events = write_lines(tmp_path / "events.jsonl", b.submitted(), "not json")
+    before = events.read_bytes()
+    (tmp_path / "link.jsonl").symlink_to(events)
+    for rejects in ("events.jsonl", str(events), "./events.jsonl", "link.jsonl"):
+        result = orderlog("publish", "events.jsonl", "--rejects", rejects, cwd=tmp_path)
+        assert_one_line_error(result, "which this command reads")
+        assert result.returncode == 1 and events.read_bytes() == before
+    assert not (tmp_path / "orderlog.db").exists()
+
+
+def test_rejects_naming_the_store_or_the_master_key_is_refused(tmp_path: Path) -> None:
+    events = write_lines(tmp_path / "events.jsonl", b.submitted())
+    assert orderlog("publish", str(events), cwd=tmp_path).returncode == 0
+    for precious in ("orderlog.db", "orderlog.db.master-key"):
+        before = (tmp_path / precious).read_bytes()
+        assert_one_line_error(orderlog("publish", "events.jsonl", "--rejects", precious, cwd=tmp_path), precious)
+        assert (tmp_path / precious).read_bytes() == before
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["publish", "events.jsonl", "--rejects", "no/such/dir/rejects.jsonl"],
+        ["simulate", "--orders", "1", "--out", "no/such/dir/traffic.jsonl"],
+        ["keys", "new-signing", "--out", "no/such/dir/key.pem"],
+        ["publish", "events.jsonl", "--rejects", "."],
+    ],
+)
+def test_an_output_that_cannot_be_written_is_named_before_any_work(tmp_path: Path, args: list[str]) -> None:
+    write_lines(tmp_path / "events.jsonl", b.submitted())
+    result = orderlog(*args, cwd=tmp_path)
+    assert_one_line_error(result)
+    assert result.returncode == 2 and not (tmp_path / "orderlog.db").exists()
+
+
+# ---------------------------------------------------------------- workers
+
+
+def test_workers_partition_by_the_key_as_json_reads_it() -> None:
+    plain, escaped = b'{"order_id": "SO-1"}', b'{"order_id": "SO\\u002d1"}'
+    assert all(partition_of(plain, n) == partition_of(escaped, n) for n in range(1, 9))
+
+
+def test_an_order_written_with_escapes_in_one_line_goes_to_the_worker_of_its_plain_lines(tmp_path: Path) -> None:
+    lines: list[str] = []
+    for number in range(12):
+        lines.append(b.line(b.submitted(f"SO-{number}", event_id=f"s{number}", total=1000)))
+        lines.append(
+            b.line(b.paid(f"SO-{number}", event_id=f"p{number}")).replace(f'"SO-{number}"', f'"SO\\u002d{number}"')
+        )
+    path = tmp_path / "events.jsonl"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    result = orderlog("publish", str(path), "--workers", "2", "--batch", "1", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert tally(result.stdout)["accepted"] == 24
+
+
+def test_ctrl_c_with_workers_stops_after_the_batch_and_reports_exactly_what_was_stored(tmp_path: Path) -> None:
+    big = traffic(tmp_path / "big.jsonl", 6000)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "orderlog", "publish", str(big), "--workers", "2", "--batch", "300"],
+        cwd=tmp_path,
+        env=clean_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    wait_for(lambda: (tmp_path / "orderlog.db").exists() and stored_events(tmp_path / "orderlog.db") > 1000)
+    os.killpg(process.pid, signal.SIGINT)  # what a terminal's Ctrl-C does: the whole group
+    out, err = process.communicate(timeout=120)
+    assert process.returncode == 130, err
+    assert "Traceback" not in err and "stopping after the batch under way" in err and "interrupted" in err
+    first = tally(out)
+    assert first["accepted"] > 0
+    rest = orderlog("publish", str(big), "--workers", "2", cwd=tmp_path)
+    clean = orderlog("--store", "clean.db", "publish", str(big), cwd=tmp_path)
+    assert first["accepted"] + tally(rest.stdout)["accepted"] == tally(clean.stdout)["accepted"]
+    assert stored_events(tmp_path / "orderlog.db") == stored_events(tmp_path / "clean.db")
+
+
+def test_workers_die_with_their_parent_even_under_kill_9(tmp_path: Path) -> None:
+    big = traffic(tmp_path / "big.jsonl", 8000)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "orderlog", "publish", str(big), "--workers", "2", "--batch", "200"],
+        cwd=tmp_path,
+        env=clean_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    wait_for(lambda: len(workers_of(process.pid)) == 2)
+    workers = workers_of(process.pid)
+    wait_for(lambda: (tmp_path / "orderlog.db").exists() and stored_events(tmp_path / "orderlog.db") > 500)
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    wait_for(lambda: not any(alive(pid) for pid in workers), seconds=10)
+
+
+def workers_of(parent: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        with contextlib.suppress(OSError):
+            status = (entry / "status").read_text()
+            cmdline = (entry / "cmdline").read_bytes()
+            if f"PPid:\t{parent}\n" in status and b"spawn_main" in cmdline:
+                found.append(int(entry.name))
+    return found
+
+
+def alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return False
+    return "State:\tZ" not in state
+
+
+def wait_for(condition, seconds: float = 60) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "timed out waiting"
+        time.sleep(0.05)
+
+
+def test_publishers_starting_at_once_on_a_new_store_all_succeed(tmp_path: Path) -> None:
+    events = write_lines(tmp_path / "events.jsonl", b.stock_counted(event_id="c1"))
+    for round_ in range(4):
+        store = tmp_path / f"new-{round_}.db"
+        runs = [
+            subprocess.Popen(
+                [sys.executable, "-m", "orderlog", "--store", str(store), "publish", str(events)],
+                cwd=tmp_path,
+                env=clean_env(),
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            for _ in range(3)
+        ]
+        errors = [run.communicate(timeout=60)[1] for run in runs]  # read while waiting: a full pipe blocks
+        results = [(run.returncode, error) for run, error in zip(runs, errors, strict=True)]
+        assert [code for code, _ in results] == [0, 0, 0], results
+        assert stored_events(store) == 1
+
+
+# ---------------------------------------------------------------- store files stand alone
+
+
+def test_every_command_leaves_a_store_file_that_stands_alone(tmp_path: Path) -> None:
+    events = traffic(tmp_path / "traffic.jsonl", 150, seed=11)
+    more = traffic(tmp_path / "more.jsonl", 150, seed=12)
+    key = tmp_path / "log.pem"
+    source_key = tmp_path / "source.pem"
+    commands = [
+        ["demo", "--orders", "60"],
+        ["publish", str(events)],
+        ["publish", str(more), "--workers", "2"],
+        ["keys", "new-signing", "--out", str(key)],
+        ["audit", "checkpoint", "--signing-key", str(key)],
+        ["keys", "new-signing", "--out", str(source_key)],
+        ["sources", "add", "pos", "--types", "OrderSubmitted", "--public-key", str(source_key.with_suffix(".pub.pem"))],
+        ["sources", "revoke", "pos"],
+        ["customer", "forget", "C-7-00001", "--by", "dpo", "--reason", "request"],
+        ["order", "show", "SO-11-000001"],
+        ["audit", "verify", "--signing-key", str(key)],
+    ]
+    for args in commands:
+        result = orderlog(*args, cwd=tmp_path)
+        assert result.returncode in (0, 2), (args, result.stderr)
+        left = [p.name for p in tmp_path.glob("orderlog.db-*")]
+        assert not left, f"{args} left {left} beside the store"
+        copy = tmp_path / "copy" / "orderlog.db"
+        copy.parent.mkdir(exist_ok=True)
+        shutil.copyfile(tmp_path / "orderlog.db", copy)
+        assert stored_events(copy) == stored_events(tmp_path / "orderlog.db"), args
+        shutil.rmtree(copy.parent)
+
+
+def test_backup_copies_a_live_store_into_one_file(tmp_path: Path) -> None:
+    events = traffic(tmp_path / "traffic.jsonl", 100)
+    orderlog("publish", str(events), cwd=tmp_path)
+    result = orderlog("backup", "--out", "copy.db", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert stored_events(tmp_path / "copy.db") == stored_events(tmp_path / "orderlog.db") > 0
+    assert not (tmp_path / "copy.db-wal").exists()
+    assert_one_line_error(orderlog("backup", "--out", "copy.db", cwd=tmp_path), "exists already")
+
+
+# ---------------------------------------------------------------- errors a user can act on
+
+
+@pytest.mark.parametrize(
+    ("content", "words"),
+    [
+        (os.urandom(8192), "not an orderlog store, or it is damaged"),
+        (b"name,qty\nwidget,3\n" * 100, "not an orderlog store, or it is damaged"),
+    ],
+    ids=["random bytes", "a text file"],
+)
+@pytest.mark.parametrize("args", [["order", "show", "SO-1"], ["publish", "events.jsonl"], ["audit", "verify"]])
+def test_a_file_that_is_no_store_is_named_as_such(tmp_path: Path, content: bytes, words: str, args: list[str]) -> None:
+    (tmp_path / "orderlog.db").write_bytes(content)
+    write_lines(tmp_path / "events.jsonl", b.submitted())
+    result = orderlog(*args, cwd=tmp_path)
+    assert_one_line_error(result, words)
+    assert result.returncode == 1 and (tmp_path / "orderlog.db").read_bytes() == content
+
+
+def test_an_empty_sqlite_file_is_no_store_either(tmp_path: Path) -> None:
+    sqlite3.connect(tmp_path / "other.db").execute("CREATE TABLE t (x)").connection.close()
+    result = orderlog("--store", "other.db", "order", "show", "SO-1", cwd=tmp_path)
+    assert_one_line_error(result, "holds no orderlog store")
+
+
+@contextlib.contextmanager
+def read_only(directory: Path) -> Iterator[None]:
+    """A directory nobody may write to, root included (chattr +i), or skip saying why."""
+    if os.geteuid() == 0:
+        if shutil.which("chattr") is None or subprocess.run(["chattr", "+i", str(directory)], check=False).returncode:
+            pytest.skip("cannot make a directory read-only for root here (chattr +i failed)")
+        try:
+            yield
+        finally:
+            subprocess.run(["chattr", "-i", str(directory)], check=True)
+    else:
+        directory.chmod(0o555)
+        try:
+            yield
+        finally:
+            directory.chmod(0o755)
+
+
+def test_a_store_in_a_read_only_directory_can_be_read_and_refuses_writes_in_one_line(tmp_path: Path) -> None:
+    shop = tmp_path / "shop"
+    shop.mkdir()
+    events = write_lines(tmp_path / "events.jsonl", b.submitted("SO-1"), b.paid("SO-1"))
+    assert orderlog("--store", str(shop / "orderlog.db"), "publish", str(events), cwd=tmp_path).returncode == 0
+    files_before = sorted(p.name for p in shop.iterdir())
+    with read_only(shop):
+        shown = orderlog("--store", str(shop / "orderlog.db"), "order", "show", "SO-1", cwd=tmp_path)
+        assert shown.returncode == 0, shown.stderr
+        assert "PENDING_SHIPMENT" in shown.stdout
+        history = orderlog("--store", str(shop / "orderlog.db"), "order", "history", "SO-1", cwd=tmp_path)
+        assert history.returncode == 0, history.stderr
+        written = orderlog("--store", str(shop / "orderlog.db"), "publish", str(events), cwd=tmp_path)
+        assert_one_line_error(written)
+        assert written.returncode == 1
+    assert sorted(p.name for p in shop.iterdir()) == files_before
+
+
+def test_a_directory_given_as_the_master_key_file_is_named(tmp_path: Path) -> None:
+    events = write_lines(tmp_path / "events.jsonl", b.submitted())
+    (tmp_path / "keys").mkdir()
+    result = orderlog("publish", str(events), cwd=tmp_path, env={"ORDERLOG_MASTER_KEY_FILE": str(tmp_path / "keys")})
+    assert_one_line_error(result, "is a directory")
+    assert result.returncode == 1
+
+
+@pytest.mark.parametrize("moment", ["9999-12-31T23:00:00-05:00", "0001-01-01T00:30:00+01:00"])
+def test_a_moment_outside_the_calendar_in_utc_is_a_usage_error(tmp_path: Path, moment: str) -> None:
+    orderlog("publish", str(write_lines(tmp_path / "e.jsonl", b.submitted())), cwd=tmp_path)
+    for option in ("--as-of", "--known-at"):
+        result = orderlog("order", "show", "SO-1", option, moment, cwd=tmp_path)
+        assert_one_line_error(result, "is outside 1970-9999")
+        assert result.returncode == 2
+
+
+def test_sign_goes_on_past_a_bad_line(tmp_path: Path) -> None:
+    orderlog("keys", "new-signing", "--out", "source.pem", cwd=tmp_path)
+    envelopes = write_lines(tmp_path / "in.jsonl", b.paid(event_id="a"), "not json", "[1, 2]", b.paid(event_id="b"))
+    result = orderlog("sign", "--key", "source.pem", str(envelopes), cwd=tmp_path)
+    assert result.returncode == 2
+    assert [line.count('"signature"') for line in result.stdout.splitlines()] == [1, 1]
+    assert "line 2 not signed" in result.stderr and "line 3 not signed" in result.stderr
+    assert "Traceback" not in result.stderr

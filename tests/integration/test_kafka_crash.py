@@ -1,0 +1,141 @@
+"""kill -9 through the Kafka backbone: `orderlog ingest` and `orderlog relay` run as the user
+runs them, each killed at ten random moments in the middle of its work, then let finish.
+The store must hold every valid inbound event exactly once (the same records as `publish`
+of the same lines into a clean store), and the events topic every stored record once."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from confluent_kafka import Consumer, TopicPartition
+
+from orderlog.bootstrap import open_orderlog
+from orderlog.config import Config
+from orderlog.kafka.registry import LocalSchemaIds
+from orderlog.simulate import simulate
+from tests import kafka_broker as kb
+from tests.kafka_helpers import environment, events_on_topic, kafka_config, produce
+
+pytestmark = [pytest.mark.kafka, pytest.mark.slow]
+KILLS = 10
+ORDERS = 4_800  # about 24,000 events
+
+
+def start(config: Config, *command: str) -> subprocess.Popen[bytes]:
+    """A process whose errors go to a file beside the store: a pipe nobody reads would block
+    it once librdkafka's log lines fill the pipe, and it would look like a process that hangs."""
+    with log_of(config).open("ab") as log:
+        return subprocess.Popen(
+            [sys.executable, "-m", "orderlog", *command], env=environment(config), stdout=subprocess.DEVNULL, stderr=log
+        )
+
+
+def log_of(config: Config) -> Path:
+    return Path(config.master_key_file or ".").with_name("processes.log")
+
+
+def last_lines(config: Config) -> str:
+    return "\n".join(log_of(config).read_text(errors="replace").splitlines()[-20:])
+
+
+def records_of(config: Config) -> Counter[tuple[str, str, str]]:
+    app = open_orderlog(config)
+    try:
+        return Counter((record.stream, record.key, record.event_id) for _, record in app.log_reader.records())
+    finally:
+        app.close()
+
+
+def stored_count(config: Config) -> int:
+    if config.location.path is not None and not config.location.path.exists():
+        return 0
+    app = open_orderlog(config)
+    try:
+        return app.log_reader.count_after(0)
+    finally:
+        app.close()
+
+
+def on_topic_roughly(config: Config) -> Callable[[], int]:
+    """About how many messages the events topic holds (reported ends; good enough to time a kill)."""
+    watcher = Consumer(kb.consumer_settings(config.kafka or "", f"watch-{uuid.uuid4().hex}"))
+    topic = config.topic("events")
+
+    def count() -> int:
+        return sum(watcher.get_watermark_offsets(TopicPartition(topic, p), timeout=5)[1] for p in range(3))
+
+    return count
+
+
+def kill_at_thresholds(config: Config, command: list[str], progress: Callable[[], int], total: int) -> list[int]:
+    """Starts `command`, kills it with SIGKILL each time its progress passes the next of ten
+    random points of the work, restarts it; returns the progress at each kill."""
+    rng = random.Random(hash(command[0]))
+    points = sorted(rng.uniform(0.05, 0.85) * total for _ in range(KILLS))
+    killed_at = []
+    process = start(config, *command)
+    deadline = time.monotonic() + 600
+    for point in points:
+        while progress() < point:
+            assert time.monotonic() < deadline, (
+                f"{command[0]} made no progress past {point:.0f} of {total}:\n{last_lines(config)}"
+            )
+            if process.poll() is not None:
+                process = start(config, *command)
+            time.sleep(0.02)
+        if process.poll() is None:
+            os.kill(process.pid, signal.SIGKILL)
+            killed_at.append(progress())
+        process.wait()
+        process = start(config, *command)
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    return killed_at
+
+
+def test_kill_minus_9_in_the_middle_of_ingest_and_relay_loses_and_doubles_nothing(
+    kafka_broker: str, tmp_path: Path
+) -> None:
+    lines = list(simulate(ORDERS, 21))
+    clean = Config(store_url=f"sqlite:///{tmp_path / 'clean.db'}", master_key_file=tmp_path / "master.key")
+    app = open_orderlog(clean, create=True)
+    for _ in app.take(enumerate(lines, start=1)):
+        pass
+    app.close()
+    expected = records_of(clean)
+
+    config = kafka_config(kafka_broker, f"sqlite:///{tmp_path / 'store.db'}", tmp_path)
+    produce(config, [line.encode() for line in lines])
+    ingest_kills = kill_at_thresholds(
+        config, ["ingest", "--follow", "--batch", "200"], lambda: stored_count(config), sum(expected.values())
+    )
+    finished = start(config, "ingest", "--once")
+    assert finished.wait(300) == 0, last_lines(config)
+
+    taken = records_of(config)
+    assert max(taken.values()) == 1, "an event stored twice"
+    assert set(taken) == set(expected), "the store differs from a clean publish of the same lines"
+    assert len(taken) >= 20_000
+
+    relay_kills = kill_at_thresholds(config, ["relay", "--follow"], on_topic_roughly(config), len(taken))
+    finished = start(config, "relay", "--once")
+    assert finished.wait(300) == 0, last_lines(config)
+
+    app = open_orderlog(config)
+    positions = [position for position, _ in app.log_reader.records()]
+    app.close()
+    on_topic = Counter(position for _, position, _ in events_on_topic(config, LocalSchemaIds()))
+    assert max(on_topic.values()) == 1, "a record on the events topic twice"
+    assert sorted(on_topic) == positions, "the events topic lacks stored records"
+    for kills in (ingest_kills, relay_kills):
+        assert len(kills) >= KILLS and all(0 < done < len(positions) for done in kills), (ingest_kills, relay_kills)
