@@ -11,6 +11,7 @@ Only values live here; what they open and connect is orderlog.bootstrap's job.
 | ORDERLOG_REQUIRE_SIGNATURES    | --require-signatures   | 1: reject unsigned upstream events                |
 | ORDERLOG_POSTGRES_POOL_SIZE    |                        | PostgreSQL connections kept open (default 2)      |
 | ORDERLOG_POSTGRES_MAX_OVERFLOW |                        | more connections allowed under load (default 4)   |
+| ORDERLOG_VIEWS                 | --views URL            | the read models' database (default: beside store) |
 | ORDERLOG_KAFKA                 | --kafka HOST:PORT,...  | Kafka bootstrap servers (none: embedded mode)     |
 | ORDERLOG_SCHEMA_REGISTRY       | --schema-registry URL  | a Confluent-compatible registry (default: local)  |
 | ORDERLOG_TOPIC_PREFIX          |                        | topic names' prefix (default `orderlog.`)         |
@@ -22,7 +23,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from orderlog.privacy.master_key import default_key_file
@@ -40,6 +41,9 @@ class Config:
     require_signatures: bool = False
     postgres_pool: tuple[int, int] = (2, 4)
     """The PostgreSQL connection pool: (connections kept, more allowed under load)."""
+    views_url: str | None = None
+    """Where the read models live; None: `<store>.views.db` beside a SQLite store, or the
+    PostgreSQL store's own database and schema."""
     kafka: str | None = None
     """Kafka bootstrap servers; None is the embedded mode (the store's log, no topics)."""
     schema_registry: str | None = None
@@ -64,6 +68,7 @@ class Config:
                 _count(env, "ORDERLOG_POSTGRES_POOL_SIZE", 2),
                 _count(env, "ORDERLOG_POSTGRES_MAX_OVERFLOW", 4),
             ),
+            views_url=env.get("ORDERLOG_VIEWS") or None,
             kafka=env.get("ORDERLOG_KAFKA") or None,
             schema_registry=env.get("ORDERLOG_SCHEMA_REGISTRY") or None,
             topic_prefix=env.get("ORDERLOG_TOPIC_PREFIX", "orderlog."),
@@ -74,6 +79,15 @@ class Config:
     @property
     def location(self) -> StoreLocation:
         return parse_store_url(self.store_url)
+
+    @property
+    def views_location(self) -> StoreLocation:
+        if self.views_url:
+            return parse_store_url(self.views_url)
+        store = self.location
+        if store.kind == "postgres" or store.path is None:
+            return store
+        return replace(store, url="", path=store.path.with_name(f"{store.path.stem}.views.db"))
 
     def topic(self, name: str) -> str:
         """A topic's full name: `inbound` -> `orderlog.inbound`."""

@@ -30,6 +30,12 @@ class UserError(click.ClickException):
     help="sqlite:///orderlog.db (default), a file path, or postgresql://user@host:5432/db?schema=s "
     "[env ORDERLOG_STORE]",
 )
+@click.option(
+    "--views",
+    metavar="URL",
+    help="the read models' database: a SQLite file or postgresql://... (default: <store>.views.db beside "
+    "the store) [env ORDERLOG_VIEWS]",
+)
 @click.option("--kafka", metavar="HOST:PORT[,...]", help="Kafka bootstrap servers [env ORDERLOG_KAFKA]")
 @click.option(
     "--schema-registry",
@@ -38,10 +44,12 @@ class UserError(click.ClickException):
 )
 @click.version_option(package_name="orderlog")
 @click.pass_context
-def cli(context: click.Context, store: str | None, kafka: str | None, schema_registry: str | None) -> None:
+def cli(
+    context: click.Context, store: str | None, views: str | None, kafka: str | None, schema_registry: str | None
+) -> None:
     """orderlog: one trustworthy record of what happened to every order."""
     config = Config.from_env()
-    overrides = {"store_url": store, "kafka": kafka, "schema_registry": schema_registry}
+    overrides = {"store_url": store, "views_url": views, "kafka": kafka, "schema_registry": schema_registry}
     context.obj = replace(config, **{name: value for name, value in overrides.items() if value})
 
 

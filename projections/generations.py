@@ -1,0 +1,92 @@
+"""Generations of a projector's tables, and the atomic switch that makes one live.
+
+Readers query SQL views named after the tables (`holds_by_sku`); each points at the live
+generation's table (`holds_by_sku_g3`). A replay fills a new generation while the live one
+goes on serving, then one transaction points every SQL view at the new tables and marks
+them live: readers see the old views or the new, never a half-built one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from projections.projector import Projector
+from projections.viewstore import ViewStore
+
+
+def live_generation(views: ViewStore, projector: type[Projector]) -> int | None:
+    rows = views.query("SELECT generation FROM view_generations WHERE projector = ? AND live = 1", (projector.name,))
+    return int(rows[0][0]) if rows else None
+
+
+def ensure_live(views: ViewStore, projector: type[Projector]) -> int:
+    """The live generation, created (empty, generation 1) the first time a projector runs."""
+    found = live_generation(views, projector)
+    if found is not None:
+        return found
+    generation = new_generation(views, projector, until=None)
+    switch(views, [(projector, generation)])
+    return generation
+
+
+def new_generation(views: ViewStore, projector: type[Projector], *, until: str | None) -> int:
+    """Fresh, empty tables for a rebuild, not yet seen by readers."""
+    with views.transaction() as cursor:
+        cursor.execute("SELECT COALESCE(MAX(generation), 0) FROM view_generations WHERE projector = ?", (projector.name,))
+        generation = int(cursor.fetchall()[0][0]) + 1
+        for table in projector.tables:
+            cursor.execute(f"DROP TABLE IF EXISTS {table.physical(generation)}")
+            cursor.execute(table.create(generation, postgres=views.postgres))
+        cursor.execute(
+            "INSERT INTO view_generations (projector, generation, watermark, until, live) VALUES (?, ?, '', ?, 0)",
+            (projector.name, generation, until),
+        )
+    return generation
+
+
+def switch(views: ViewStore, chosen: Sequence[tuple[type[Projector], int]]) -> None:
+    """Make each (projector, generation) live, all in one transaction; then drop what it replaced."""
+    replaced: list[tuple[type[Projector], int]] = []
+    with views.transaction() as cursor:
+        for projector, generation in chosen:
+            cursor.execute("SELECT generation FROM view_generations WHERE projector = ? AND live = 1", (projector.name,))
+            replaced += [(projector, int(row[0])) for row in cursor.fetchall() if int(row[0]) != generation]
+            cursor.execute("UPDATE view_generations SET live = 0 WHERE projector = ? AND live = 1", (projector.name,))
+            cursor.execute(
+                "UPDATE view_generations SET live = 1 WHERE projector = ? AND generation = ?",
+                (projector.name, generation),
+            )
+            for table in projector.tables:
+                cursor.execute(f"DROP VIEW IF EXISTS {table.name}")
+                cursor.execute(f"CREATE VIEW {table.name} AS SELECT * FROM {table.physical(generation)}")
+    for projector, generation in replaced:
+        drop(views, projector, generation)
+
+
+def abandoned(views: ViewStore, projector: type[Projector]) -> list[int]:
+    """Generations a replay began and never switched to (it was stopped or crashed)."""
+    rows = views.query("SELECT generation FROM view_generations WHERE projector = ? AND live = 0", (projector.name,))
+    return [int(row[0]) for row in rows]
+
+
+def drop(views: ViewStore, projector: type[Projector], generation: int) -> None:
+    with views.transaction() as cursor:
+        for table in projector.tables:
+            cursor.execute(f"DROP TABLE IF EXISTS {table.physical(generation)}")
+        cursor.execute(  # kept, retired: a generation number is never used twice (its positions are tracked)
+            "UPDATE view_generations SET live = -1 WHERE projector = ? AND generation = ?", (projector.name, generation)
+        )
+
+
+def watermark(views: ViewStore, projector: type[Projector], generation: int) -> str:
+    rows = views.query(
+        "SELECT watermark FROM view_generations WHERE projector = ? AND generation = ?", (projector.name, generation)
+    )
+    return str(rows[0][0]) if rows else ""
+
+
+def until_of(views: ViewStore, projector: type[Projector], generation: int) -> str | None:
+    rows = views.query(
+        "SELECT until FROM view_generations WHERE projector = ? AND generation = ?", (projector.name, generation)
+    )
+    return rows[0][0] if rows else None

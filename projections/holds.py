@@ -1,0 +1,129 @@
+"""Inventory holds: what open orders have reserved, what is on hand, what is left to sell.
+
+Per SKU: held (ordered by orders not yet cancelled, and not yet dispatched), on_hand (the
+last stock count, minus what was dispatched after it), available = on_hand - held; below
+zero the SKU is oversold. A hold is placed at submission, released at cancellation and
+converted at dispatch (the units leave the hold and the shelf together).
+
+Counts and dispatches meet in event time, not arrival order: a count covers every dispatch
+that happened before it, whenever either arrived. So the view is the same whether the
+records came through the store (store order) or Kafka (orders and SKUs on different
+partitions, interleaved differently), and the same in a replay as live.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from orderlog.domain.record import Record
+from projections.projector import Projector
+from projections.viewstore import Table, integer, text
+
+BY_SKU = Table(
+    "holds_by_sku",
+    (
+        text("sku"),
+        integer("held"),
+        integer("counted"),
+        text("counted_at"),
+        text("counted_event"),
+        integer("dispatched_since_count"),
+        integer("on_hand"),
+        integer("available"),
+    ),
+    ("sku",),
+    "per SKU: held by open orders, the last count, on hand and available (NULL until first counted)",
+)
+BY_ORDER = Table(
+    "holds_by_order",
+    (text("order_id"), text("sku"), integer("ordered"), integer("held"), integer("dispatched"), integer("released")),
+    ("order_id", "sku"),
+    "per order and SKU: units ordered, still held, dispatched, released by cancellation",
+)
+DISPATCHES = Table(
+    "holds_dispatches",
+    (text("sku"), text("event_id"), text("occurred_at"), integer("qty")),
+    ("sku", "event_id"),
+    "working table: dispatches later (event time) than their SKU's last count",
+)
+
+HELD, COUNTED, COUNTED_AT, COUNTED_EVENT, SINCE, ON_HAND, AVAILABLE = (
+    BY_SKU.index(name)
+    for name in ("held", "counted", "counted_at", "counted_event", "dispatched_since_count", "on_hand", "available")
+)
+ORDERED, ORDER_HELD, DISPATCHED, RELEASED = (
+    BY_ORDER.index(name) for name in ("ordered", "held", "dispatched", "released")
+)
+AT, QTY = DISPATCHES.index("occurred_at"), DISPATCHES.index("qty")
+
+
+class Holds(Projector):
+    name = "holds"
+    tables = (BY_SKU, BY_ORDER, DISPATCHES)
+
+    def on_OrderSubmitted(self, record: Record) -> None:
+        holds = self.entity(BY_ORDER, record.key)
+        for line in record.data["lines"]:
+            sku, qty = line["sku"], line["qty"]
+            row = holds.setdefault((record.key, sku), [record.key, sku, 0, 0, 0, 0])
+            row[ORDERED] += qty
+            row[ORDER_HELD] += qty
+            self._hold(sku, qty)
+
+    def on_OrderCancelled(self, record: Record) -> None:
+        for row in self.entity(BY_ORDER, record.key).values():
+            released, row[ORDER_HELD] = row[ORDER_HELD], 0
+            row[RELEASED] += released
+            self._hold(row[1], -released)
+
+    def on_ShipmentDispatched(self, record: Record) -> None:
+        holds = self.entity(BY_ORDER, record.key)
+        for item in record.data["lines"]:
+            sku, qty = item["sku"], item["qty"]
+            row = holds.setdefault((record.key, sku), [record.key, sku, 0, 0, 0, 0])  # an SKU never ordered
+            converted = min(qty, row[ORDER_HELD])
+            row[ORDER_HELD] -= converted
+            row[DISPATCHED] += qty
+            self._hold(sku, -converted)
+            self._dispatched(sku, record, qty)
+
+    def on_StockCounted(self, record: Record) -> None:
+        sku = self._sku(record.key)
+        if sku[COUNTED_AT] is not None and (record.occurred_at, record.event_id) <= (sku[COUNTED_AT], sku[COUNTED_EVENT]):
+            return  # an older count, arriving late
+        sku[COUNTED], sku[COUNTED_AT], sku[COUNTED_EVENT] = record.data["on_hand"], record.occurred_at, record.event_id
+        dispatches = self.entity(DISPATCHES, record.key)
+        for key, dispatch in list(dispatches.items()):
+            if dispatch[AT] <= record.occurred_at:  # counted already
+                self.delete(DISPATCHES, record.key, key)
+        sku[SINCE] = sum(dispatch[QTY] for dispatch in dispatches.values())
+        _settle(sku)
+
+    def _hold(self, sku: str, qty: int) -> None:
+        row = self._sku(sku)
+        row[HELD] += qty
+        _settle(row)
+
+    def _dispatched(self, sku: str, record: Record, qty: int) -> None:
+        row = self._sku(sku)
+        if row[COUNTED_AT] is not None and record.occurred_at <= row[COUNTED_AT]:
+            return  # the count already saw these units leave
+        dispatch = self.entity(DISPATCHES, sku).setdefault((sku, record.event_id), [sku, record.event_id, record.occurred_at, 0])
+        dispatch[QTY] += qty
+        row[SINCE] += qty
+        _settle(row)
+
+    def _sku(self, sku: str) -> list[Any]:
+        rows = self.entity(BY_SKU, sku)
+        row = rows.get((sku,))
+        if row is None:
+            row = rows[(sku,)] = [sku, 0, None, None, None, 0, None, None]
+        return row
+
+
+def _settle(row: list[Any]) -> None:
+    """On hand and available follow from the count, the dispatches since and the holds."""
+    if row[COUNTED] is None:
+        return
+    row[ON_HAND] = row[COUNTED] - row[SINCE]
+    row[AVAILABLE] = row[ON_HAND] - row[HELD]

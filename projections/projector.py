@@ -1,0 +1,106 @@
+"""What every projector is: a fold of records into rows, kept in memory between commits.
+
+A projector declares its tables (projections.viewstore.Table) and a handler per event type
+(`on_OrderSubmitted(record)`), exactly as the aggregates do. Handlers read and change rows
+in memory, grouped by entity (the first key column: an order id, a SKU); the runner writes
+the changed entities once per batch, in the transaction that records the positions the
+batch consumed. Between batches the rows stay in memory (up to CACHE_ENTITIES), so a
+replay reads the view database only for entities it has not seen or has evicted.
+
+A projector never looks at the wall clock: its clock is its watermark, the latest event
+time (`occurred_at`) it has folded, so whatever depends on time happens at the same point
+in a replay as it did live.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, ClassVar
+
+from orderlog.domain.record import Record
+from projections.viewstore import Table
+
+CACHE_ENTITIES = 200_000
+"""Entities kept in memory per table between batches; past this the cache is emptied after
+a commit, so memory stays bounded however long the log is."""
+
+Rows = dict[tuple[Any, ...], list[Any]]
+"""An entity's rows: key (the table's key columns) -> row (every column, in declared order)."""
+Fetch = Callable[[Table, Any], list[tuple[Any, ...]]]
+
+
+class Projector:
+    name: ClassVar[str]
+    tables: ClassVar[tuple[Table, ...]]
+
+    def __init__(self, fetch: Fetch, *, empty: bool):
+        """`fetch(table, entity)` reads an entity's stored rows; `empty`: the tables hold nothing yet."""
+        self.watermark = ""
+        self._fetch = fetch
+        self._handlers = {
+            name.removeprefix("on_"): getattr(self, name) for name in dir(type(self)) if name.startswith("on_")
+        }
+        self._cache: dict[str, dict[Any, Rows]] = {table.name: {} for table in self.tables}
+        self._dirty: dict[str, set[Any]] = {table.name: set() for table in self.tables}
+        self._deleted: dict[str, list[tuple[Any, ...]]] = {table.name: [] for table in self.tables}
+        self._complete = dict.fromkeys(self._cache, empty)
+
+    @classmethod
+    def handled_types(cls) -> frozenset[str]:
+        return frozenset(name.removeprefix("on_") for name in dir(cls) if name.startswith("on_"))
+
+    def apply(self, record: Record) -> None:
+        handler = self._handlers.get(record.type)
+        if handler is not None:
+            handler(record)
+        if record.occurred_at > self.watermark:
+            self.watermark = record.occurred_at
+
+    # ------------------------------------------------------------ rows, for the handlers
+
+    def entity(self, table: Table, ident: Any) -> Rows:
+        """An entity's rows, to change: they are written at the next commit."""
+        self._dirty[table.name].add(ident)
+        return self.peek(table, ident)
+
+    def peek(self, table: Table, ident: Any) -> Rows:
+        """An entity's rows, to read only."""
+        cache = self._cache[table.name]
+        rows = cache.get(ident)
+        if rows is None:
+            stored = [] if self._complete[table.name] else self._fetch(table, ident)
+            width = len(table.key)
+            rows = cache[ident] = {tuple(row[:width]): list(row) for row in stored}
+        return rows
+
+    def delete(self, table: Table, ident: Any, key: tuple[Any, ...]) -> None:
+        if self.entity(table, ident).pop(key, None) is not None:
+            self._deleted[table.name].append(key)
+
+    # ------------------------------------------------------------ the runner's side
+
+    def changes(self) -> list[tuple[Table, list[tuple[Any, ...]], list[list[Any]]]]:
+        """(table, keys to delete, rows to write) for every table changed since the last commit."""
+        found = []
+        for table in self.tables:
+            cache = self._cache[table.name]
+            rows = [row for ident in self._dirty[table.name] for row in cache[ident].values()]
+            found.append((table, self._deleted[table.name], rows))
+        return found
+
+    def committed(self) -> None:
+        """The changes are stored: start the next batch; empty the cache if it grew too big."""
+        for table in self.tables:
+            self._dirty[table.name] = set()
+            self._deleted[table.name] = []
+            if len(self._cache[table.name]) > CACHE_ENTITIES:
+                self._cache[table.name] = {}
+                self._complete[table.name] = False
+
+    def forget(self) -> None:
+        """The changes were not stored (the transaction failed): what is in memory is not to be trusted."""
+        for table in self.tables:
+            self._cache[table.name] = {}
+            self._dirty[table.name] = set()
+            self._deleted[table.name] = []
+            self._complete[table.name] = False

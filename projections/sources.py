@@ -1,0 +1,168 @@
+"""Where records come from: the store's log (embedded mode) or `orderlog.events` on Kafka.
+
+Both yield batches of the same records (orderlog.domain.record), each with the position it
+was read at under a source name: `log` with the store position, or `<topic>:<partition>`
+with the next offset to read (what the eventsourcing tracking tables keep: ids above 0,
+strictly increasing per name). A projector skips what its tracked positions say it has
+folded already, so a batch seen twice changes nothing.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from confluent_kafka import KafkaError as LibrdkafkaError
+from confluent_kafka import TopicPartition
+
+from orderlog.domain.record import Record
+from orderlog.kafka import KafkaError
+from orderlog.kafka.clients import consumer
+from orderlog.kafka.codec import record_from_message
+from orderlog.store.log import LogReader
+
+if TYPE_CHECKING:
+    from orderlog.config import Config
+    from orderlog.kafka.registry import SchemaIds
+
+LOG = "log"
+BATCH = 5_000
+"""Records per batch: one transaction of view writes (one event per transaction measured
+forty times slower)."""
+IDLE_SECONDS = 0.2
+JOIN_SECONDS = 60.0
+
+Positioned = tuple[str, int, Record]
+"""(source name, position, record)."""
+Start = Callable[[str], int]
+"""The position a source name is to be read from (0: the beginning)."""
+
+
+@dataclass
+class Batch:
+    records: list[Positioned]
+    ends: dict[str, int] = field(default_factory=dict)
+    """Per source name, the position the batch ends at: what is recorded when it is applied."""
+
+
+class LogSource:
+    """The store's log through the one log reader, paged; waits when drained (`follow`)."""
+
+    name = "the store's log"
+
+    def __init__(self, reader: LogReader, *, batch: int = BATCH):
+        self._reader = reader
+        self._batch = batch
+
+    def batches(self, start: Start, *, follow: bool, should_stop: Callable[[], bool]) -> Iterator[Batch]:
+        while not should_stop():
+            after = start(LOG)
+            records = [(LOG, position, record) for position, record in self._reader.records(after, limit=self._batch)]
+            if records:
+                yield Batch(records, {LOG: records[-1][1]})
+            elif not follow:
+                return
+            else:
+                time.sleep(IDLE_SECONDS)
+
+    def lag(self, start: Start) -> int:
+        return self._reader.count_after(start(LOG))
+
+
+class KafkaSource:
+    """`orderlog.events` through a consumer group named after the projectors, one group per
+    set of projectors run together (`orderlog.project.holds`): each scales by partition.
+    Positions come from the view database, not the group's committed offsets."""
+
+    def __init__(self, config: Config, ids: SchemaIds, group: str, *, batch: int = BATCH):
+        self.topic = config.topic("events")
+        self.name = self.topic
+        self._ids = ids
+        self._batch = batch
+        self._consumer = consumer(config, group)
+        self._assigned: set[int] = set()
+        self._at_end: set[int] = set()
+        self._ever_assigned = False
+        self._next: dict[int, int] = {}
+        self._start: Start = lambda _name: 0
+
+    def batches(self, start: Start, *, follow: bool, should_stop: Callable[[], bool]) -> Iterator[Batch]:
+        self._start = start
+        self._consumer.subscribe([self.topic], on_assign=self._on_assign, on_revoke=self._on_revoke)
+        began = time.monotonic()
+        try:
+            while not should_stop():
+                messages = self._consumer.consume(self._batch, 0.2)
+                data = [message for message in messages if self._is_data(message)]
+                if data:
+                    yield self._batch_of(data)
+                    self._rewind()
+                elif not follow and self._drained(began):
+                    return
+        finally:
+            self._consumer.close()
+
+    def lag(self, start: Start) -> int:
+        """Messages on the topic not yet folded (over the partitions this process holds)."""
+        behind = 0
+        for partition in self._assigned:
+            _low, high = self._consumer.get_watermark_offsets(TopicPartition(self.topic, partition), timeout=5)
+            behind += max(0, high - start(self._position_name(partition)))
+        return behind
+
+    def _batch_of(self, messages: list[Any]) -> Batch:
+        records = []
+        ends: dict[str, int] = {}
+        for message in messages:
+            name = self._position_name(message.partition())
+            position = message.offset() + 1
+            records.append((name, position, record_from_message(message.value(), self._ids)))
+            ends[name] = self._next[message.partition()] = position
+        return Batch(records, ends)
+
+    def _rewind(self) -> None:
+        """A batch that was not applied (another runner applied it, or a replay switched the
+        generation) leaves the projectors behind what was read: read it again from there."""
+        for partition, read_to in list(self._next.items()):
+            wanted = self._start(self._position_name(partition))
+            if wanted < read_to and partition in self._assigned:
+                self._consumer.seek(TopicPartition(self.topic, partition, wanted))
+                self._next[partition] = wanted
+
+    def _position_name(self, partition: int) -> str:
+        return f"{self.topic}:{partition}"
+
+    def _drained(self, began: float) -> bool:
+        if not self._ever_assigned:
+            if time.monotonic() - began > JOIN_SECONDS:
+                raise KafkaError(f"no partition of {self.topic} was assigned within {JOIN_SECONDS:.0f} s")
+            return False
+        return self._at_end >= self._assigned
+
+    def _on_assign(self, reader: Any, partitions: list[TopicPartition]) -> None:
+        for assigned in partitions:
+            assigned.offset = self._next[assigned.partition] = self._start(self._position_name(assigned.partition))
+            self._assigned.add(assigned.partition)
+            self._at_end.discard(assigned.partition)
+        self._ever_assigned = True
+        reader.assign(partitions)
+
+    def _on_revoke(self, _reader: Any, partitions: list[TopicPartition]) -> None:
+        for revoked in partitions:
+            self._assigned.discard(revoked.partition)
+            self._at_end.discard(revoked.partition)
+            self._next.pop(revoked.partition, None)
+
+    def _is_data(self, message: Any) -> bool:
+        error = message.error()
+        if error is None:
+            self._at_end.discard(message.partition())
+            return True
+        if error.code() == LibrdkafkaError._PARTITION_EOF:
+            self._at_end.add(message.partition())
+            return False
+        if error.retriable() or not error.fatal():
+            return False
+        raise KafkaError(f"projector stopped: {error}")

@@ -1,0 +1,173 @@
+"""Where the views live: a SQLite file beside the store (the default) or PostgreSQL (`--views URL`).
+
+Each view's tables exist in generations (`holds_by_sku_g1`, `_g2`, ...) and readers query a
+plain SQL view of the same name without the suffix (`holds_by_sku`), which points at the
+current generation. A replay builds the next generation beside the live one and switches
+the SQL views over in one transaction, so a reader sees the old views or the new, never a
+half-built one, on SQLite and PostgreSQL alike.
+
+Positions consumed are kept by the eventsourcing library's tracking recorders, in the view
+database, and written in the transaction that writes the view rows they produced: a crash
+leaves both or neither, and a redelivered position fails the transaction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from eventsourcing.persistence import IntegrityError, Tracking
+from eventsourcing.postgres import PostgresDatastore, PostgresTrackingRecorder
+from eventsourcing.sqlite import SQLiteDatastore, SQLiteTrackingRecorder
+
+from orderlog.store.location import SQLITE_LOCK_TIMEOUT_SECONDS, StoreLocation
+
+TRACKING_TABLE = "view_tracking"
+"""PostgreSQL only (on SQLite the library names it `tracking`)."""
+
+CATALOGUE = (
+    "CREATE TABLE IF NOT EXISTS view_generations ("
+    "projector TEXT NOT NULL, generation INTEGER NOT NULL, watermark TEXT NOT NULL, "
+    "until TEXT, live INTEGER NOT NULL, PRIMARY KEY (projector, generation))"
+)
+"""One row per generation of a projector's tables: its event-time watermark (the latest
+`occurred_at` folded into it), the `--until` it was built to, and whether readers see it."""
+
+
+class PositionTaken(IntegrityError):
+    """A position was recorded already: the batch was applied before (a redelivery)."""
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    kind: str  # "text" or "int"
+
+
+def text(name: str) -> Column:
+    return Column(name, "text")
+
+
+def integer(name: str) -> Column:
+    return Column(name, "int")
+
+
+@dataclass(frozen=True)
+class Table:
+    """A view table, declared once: its DDL, upsert and reads are derived from the declaration."""
+
+    name: str
+    columns: tuple[Column, ...]
+    key: tuple[str, ...]
+    doc: str
+
+    def physical(self, generation: int) -> str:
+        return f"{self.name}_g{generation}"
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(column.name for column in self.columns)
+
+    def index(self, name: str) -> int:
+        """Where column `name` sits in a row (handlers change rows by position: it is the hot path)."""
+        return self.names.index(name)
+
+    def create(self, generation: int, *, postgres: bool) -> str:
+        kinds = {"text": "TEXT", "int": "BIGINT" if postgres else "INTEGER"}
+        columns = ", ".join(f"{column.name} {kinds[column.kind]}" for column in self.columns)
+        return f"CREATE TABLE IF NOT EXISTS {self.physical(generation)} ({columns}, PRIMARY KEY ({', '.join(self.key)}))"
+
+    def upsert(self, generation: int) -> str:
+        updates = ", ".join(f"{name} = excluded.{name}" for name in self.names if name not in self.key)
+        return (
+            f"INSERT INTO {self.physical(generation)} ({', '.join(self.names)}) "
+            f"VALUES ({', '.join('?' * len(self.columns))}) "
+            f"ON CONFLICT ({', '.join(self.key)}) DO " + (f"UPDATE SET {updates}" if updates else "NOTHING")
+        )
+
+    def delete(self, generation: int) -> str:
+        return f"DELETE FROM {self.physical(generation)} WHERE " + " AND ".join(f"{name} = ?" for name in self.key)
+
+    def select(self, generation: int, by: Sequence[str]) -> str:
+        where = " AND ".join(f"{name} = ?" for name in by)
+        return f"SELECT {', '.join(self.names)} FROM {self.physical(generation)} WHERE {where}"
+
+
+class ViewStore:
+    """The view database: tables by generation, their tracking positions and watermarks."""
+
+    def __init__(self, location: StoreLocation):
+        self.location = location
+        self.postgres = location.kind == "postgres"
+        if self.postgres:
+            self.datastore: Any = PostgresDatastore(
+                location.dbname,
+                location.host,
+                location.port,
+                location.user,
+                location.password,
+                schema=location.schema,
+                pool_size=2,
+                max_overflow=2,
+                lock_timeout=30,
+            )
+            self.tracking: Any = PostgresTrackingRecorder(self.datastore, tracking_table_name=TRACKING_TABLE)
+        else:
+            assert location.path is not None
+            self.datastore = SQLiteDatastore(str(location.path), lock_timeout=SQLITE_LOCK_TIMEOUT_SECONDS)
+            self.tracking = SQLiteTrackingRecorder(self.datastore)
+        self.tracking.create_table()
+        with self.transaction() as cursor:
+            cursor.execute(CATALOGUE)
+
+    def sql(self, statement: str) -> str:
+        """orderlog writes `?` placeholders; psycopg wants `%s`."""
+        return statement.replace("?", "%s") if self.postgres else statement
+
+    @contextmanager
+    def transaction(self) -> Iterator[Any]:
+        with self.datastore.transaction(commit=True) as cursor:
+            yield _Cursor(cursor, self)
+
+    def query(self, statement: str, parameters: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        with self.datastore.transaction(commit=False) as cursor:
+            cursor.execute(self.sql(statement), tuple(parameters))
+            return [_values(row) for row in cursor.fetchall()]
+
+    def record_positions(self, cursor: Any, positions: Sequence[Tracking]) -> None:
+        """Inside the batch's transaction; PositionTaken if one was recorded before."""
+        for position in positions:
+            try:
+                self.tracking._insert_tracking(cursor.raw, position)
+            except IntegrityError as error:
+                raise PositionTaken(str(error)) from None
+
+    def position(self, name: str) -> int | None:
+        return self.tracking.max_tracking_id(name)
+
+    def close(self) -> None:
+        self.datastore.close()
+
+
+class _Cursor:
+    """The transaction's cursor, taking `?` placeholders on either database."""
+
+    def __init__(self, cursor: Any, store: ViewStore):
+        self.raw = cursor
+        self._store = store
+
+    def execute(self, statement: str, parameters: Sequence[Any] = ()) -> None:
+        self.raw.execute(self._store.sql(statement), tuple(parameters))
+
+    def executemany(self, statement: str, rows: Sequence[Sequence[Any]]) -> None:
+        if rows:
+            self.raw.executemany(self._store.sql(statement), rows)
+
+    def fetchall(self) -> list[tuple[Any, ...]]:
+        return [_values(row) for row in self.raw.fetchall()]
+
+
+def _values(row: Any) -> tuple[Any, ...]:
+    return tuple(row.values()) if isinstance(row, dict) else tuple(row)
