@@ -32,7 +32,9 @@ def ensure_live(views: ViewStore, projector: type[Projector]) -> int:
 def new_generation(views: ViewStore, projector: type[Projector], *, until: str | None) -> int:
     """Fresh, empty tables for a rebuild, not yet seen by readers."""
     with views.transaction() as cursor:
-        cursor.execute("SELECT COALESCE(MAX(generation), 0) FROM view_generations WHERE projector = ?", (projector.name,))
+        cursor.execute(
+            "SELECT COALESCE(MAX(generation), 0) FROM view_generations WHERE projector = ?", (projector.name,)
+        )
         generation = int(cursor.fetchall()[0][0]) + 1
         for table in projector.tables:
             cursor.execute(f"DROP TABLE IF EXISTS {table.physical(generation)}")
@@ -49,7 +51,9 @@ def switch(views: ViewStore, chosen: Sequence[tuple[type[Projector], int]]) -> N
     replaced: list[tuple[type[Projector], int]] = []
     with views.transaction() as cursor:
         for projector, generation in chosen:
-            cursor.execute("SELECT generation FROM view_generations WHERE projector = ? AND live = 1", (projector.name,))
+            cursor.execute(
+                "SELECT generation FROM view_generations WHERE projector = ? AND live = 1", (projector.name,)
+            )
             replaced += [(projector, int(row[0])) for row in cursor.fetchall() if int(row[0]) != generation]
             cursor.execute("UPDATE view_generations SET live = 0 WHERE projector = ? AND live = 1", (projector.name,))
             cursor.execute(

@@ -17,7 +17,7 @@ from typing import Any
 
 from orderlog.domain.record import Record
 from projections.projector import Projector
-from projections.viewstore import Table, integer, text
+from projections.viewstore import Table, ViewStore, integer, text
 
 BY_SKU = Table(
     "holds_by_sku",
@@ -89,7 +89,10 @@ class Holds(Projector):
 
     def on_StockCounted(self, record: Record) -> None:
         sku = self._sku(record.key)
-        if sku[COUNTED_AT] is not None and (record.occurred_at, record.event_id) <= (sku[COUNTED_AT], sku[COUNTED_EVENT]):
+        if sku[COUNTED_AT] is not None and (record.occurred_at, record.event_id) <= (
+            sku[COUNTED_AT],
+            sku[COUNTED_EVENT],
+        ):
             return  # an older count, arriving late
         sku[COUNTED], sku[COUNTED_AT], sku[COUNTED_EVENT] = record.data["on_hand"], record.occurred_at, record.event_id
         dispatches = self.entity(DISPATCHES, record.key)
@@ -108,7 +111,9 @@ class Holds(Projector):
         row = self._sku(sku)
         if row[COUNTED_AT] is not None and record.occurred_at <= row[COUNTED_AT]:
             return  # the count already saw these units leave
-        dispatch = self.entity(DISPATCHES, sku).setdefault((sku, record.event_id), [sku, record.event_id, record.occurred_at, 0])
+        dispatch = self.entity(DISPATCHES, sku).setdefault(
+            (sku, record.event_id), [sku, record.event_id, record.occurred_at, 0]
+        )
         dispatch[QTY] += qty
         row[SINCE] += qty
         _settle(row)
@@ -127,3 +132,33 @@ def _settle(row: list[Any]) -> None:
         return
     row[ON_HAND] = row[COUNTED] - row[SINCE]
     row[AVAILABLE] = row[ON_HAND] - row[HELD]
+
+
+def report(views: ViewStore, *, sku: str | None = None, order_id: str | None = None) -> dict[str, list[dict[str, Any]]]:
+    """Per SKU (oversold first, then least available) and per order: what the warehouse works from."""
+    where, parameters = "", ()
+    if sku is not None:
+        where, parameters = " WHERE sku = ?", (sku,)
+    elif order_id is not None:
+        where, parameters = " WHERE sku IN (SELECT sku FROM holds_by_order WHERE order_id = ?)", (order_id,)
+    by_sku = views.rows(
+        "SELECT sku, held, on_hand, available, counted, counted_at, dispatched_since_count FROM holds_by_sku"
+        f"{where} ORDER BY CASE WHEN available < 0 THEN 0 ELSE 1 END, "
+        "CASE WHEN available IS NULL THEN 1 ELSE 0 END, available, sku",
+        parameters,
+    )
+    order_where, order_parameters = ("", ())
+    if order_id is not None:
+        order_where, order_parameters = " WHERE order_id = ?", (order_id,)
+    elif sku is not None:
+        order_where, order_parameters = " WHERE sku = ? AND held > 0", (sku,)
+    by_order = (
+        views.rows(
+            f"SELECT order_id, sku, ordered, held, dispatched, released FROM holds_by_order{order_where} "
+            "ORDER BY order_id, sku",
+            order_parameters,
+        )
+        if (order_id is not None or sku is not None)
+        else []
+    )
+    return {"skus": by_sku, "orders": by_order}

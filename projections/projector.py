@@ -53,8 +53,7 @@ class Projector:
         handler = self._handlers.get(record.type)
         if handler is not None:
             handler(record)
-        if record.occurred_at > self.watermark:
-            self.watermark = record.occurred_at
+        self.watermark = max(self.watermark, record.occurred_at)
 
     # ------------------------------------------------------------ rows, for the handlers
 

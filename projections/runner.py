@@ -135,7 +135,7 @@ class Runner:
         apply = lane.projector.apply
         until = lane.until
         folded = 0
-        for source_name, end in batch.ends.items():
+        for source_name in batch.ends:
             self._position(lane, source_name)  # known before skipping by it
         positions = lane.positions
         for source_name, position, record in batch.records:
@@ -163,7 +163,9 @@ class Runner:
             lane.positions.update((name, end) for name, end in batch.ends.items() if end > lane.positions[name])
 
     def _still_live(self, cursor: Any, lane: Lane) -> None:
-        cursor.execute("SELECT live FROM view_generations WHERE projector = ? AND generation = ?", (lane.name, lane.generation))
+        cursor.execute(
+            "SELECT live FROM view_generations WHERE projector = ? AND generation = ?", (lane.name, lane.generation)
+        )
         rows = cursor.fetchall()
         if not rows or int(rows[0][0]) != 1:
             raise GenerationSwitched(f"{lane.name}: generation {lane.generation} is no longer live")

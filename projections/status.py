@@ -14,7 +14,7 @@ from typing import Any
 from orderlog.domain.record import Record
 from orderlog.domain.status import financial_status, order_status
 from projections.projector import Projector
-from projections.viewstore import Table, integer, text
+from projections.viewstore import Table, ViewStore, integer, text
 
 STATUS = Table(
     "order_status",
@@ -176,7 +176,15 @@ class OrderStatus(Projector):
         last = timeline.get((record.key, len(timeline)))
         if last is None or (last[3], last[4]) != (status, financial):
             seq = len(timeline) + 1
-            timeline[(record.key, seq)] = [record.key, seq, record.occurred_at, status, financial, record.type, record.event_id]
+            timeline[(record.key, seq)] = [
+                record.key,
+                seq,
+                record.occurred_at,
+                status,
+                financial,
+                record.type,
+                record.event_id,
+            ]
 
 
 def _statuses(row: list[Any], lines: Any) -> tuple[str, str]:
@@ -190,5 +198,32 @@ def _statuses(row: list[Any], lines: Any) -> tuple[str, str]:
         paid=value(COLUMN["paid"]),
         total=value(COLUMN["total"]),
     )
-    financial = financial_status(paid=value(COLUMN["paid"]), refunded=value(COLUMN["refunded"]), total=value(COLUMN["total"]))
+    financial = financial_status(
+        paid=value(COLUMN["paid"]), refunded=value(COLUMN["refunded"]), total=value(COLUMN["total"])
+    )
     return str(status), str(financial)
+
+
+def report(views: ViewStore, order_id: str) -> dict[str, Any] | None:
+    """An order's status, lines, timeline and holds (None if the views have not seen it)."""
+    found = views.rows(f"SELECT {', '.join(STATUS.names)} FROM order_status WHERE order_id = ?", (order_id,))
+    if not found:
+        return None
+    return {
+        **found[0],
+        "lines": views.rows(
+            "SELECT sku, ordered, shipped, delivered FROM order_status_lines WHERE order_id = ? ORDER BY sku",
+            (order_id,),
+        ),
+        "timeline": views.rows(
+            "SELECT seq, at, status, financial_status, event_type, event_id FROM order_timeline "
+            "WHERE order_id = ? ORDER BY seq",
+            (order_id,),
+        ),
+        "holds": views.rows(
+            "SELECT sku, ordered, held, dispatched, released FROM holds_by_order WHERE order_id = ? ORDER BY sku",
+            (order_id,),
+        )
+        if views.has("holds_by_order")
+        else [],
+    }

@@ -13,13 +13,14 @@ leaves both or neither, and a redelivered position fails the transaction.
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote
 
 from eventsourcing.persistence import IntegrityError, Tracking
-from eventsourcing.postgres import PostgresDatastore, PostgresTrackingRecorder
 from eventsourcing.sqlite import SQLiteDatastore, SQLiteTrackingRecorder
 
 from orderlog.store.location import SQLITE_LOCK_TIMEOUT_SECONDS, StoreLocation
@@ -34,6 +35,10 @@ CATALOGUE = (
 )
 """One row per generation of a projector's tables: its event-time watermark (the latest
 `occurred_at` folded into it), the `--until` it was built to, and whether readers see it."""
+
+
+class ViewQueryError(ValueError):
+    """An analyst's query that the view database refused (bad SQL, or an attempt to write)."""
 
 
 class PositionTaken(IntegrityError):
@@ -77,7 +82,9 @@ class Table:
     def create(self, generation: int, *, postgres: bool) -> str:
         kinds = {"text": "TEXT", "int": "BIGINT" if postgres else "INTEGER"}
         columns = ", ".join(f"{column.name} {kinds[column.kind]}" for column in self.columns)
-        return f"CREATE TABLE IF NOT EXISTS {self.physical(generation)} ({columns}, PRIMARY KEY ({', '.join(self.key)}))"
+        return (
+            f"CREATE TABLE IF NOT EXISTS {self.physical(generation)} ({columns}, PRIMARY KEY ({', '.join(self.key)}))"
+        )
 
     def upsert(self, generation: int) -> str:
         updates = ", ".join(f"{name} = excluded.{name}" for name in self.names if name not in self.key)
@@ -101,7 +108,9 @@ class ViewStore:
     def __init__(self, location: StoreLocation):
         self.location = location
         self.postgres = location.kind == "postgres"
-        if self.postgres:
+        if self.postgres:  # psycopg is an extra: imported only when PostgreSQL is asked for
+            from eventsourcing.postgres import PostgresDatastore, PostgresTrackingRecorder
+
             self.datastore: Any = PostgresDatastore(
                 location.dbname,
                 location.host,
@@ -135,6 +144,57 @@ class ViewStore:
         with self.datastore.transaction(commit=False) as cursor:
             cursor.execute(self.sql(statement), tuple(parameters))
             return [_values(row) for row in cursor.fetchall()]
+
+    def rows(self, statement: str, parameters: Sequence[Any] = ()) -> list[dict[str, Any]]:
+        """A query's rows as dicts by column name: what reports return and render."""
+        with self.datastore.transaction(commit=False) as cursor:
+            cursor.execute(self.sql(statement), tuple(parameters))
+            return [dict(row) for row in cursor.fetchall()]  # sqlite3.Row and psycopg's dict rows
+
+    def read_only(self, statement: str) -> list[dict[str, Any]]:
+        """An analyst's query, on a connection that cannot write."""
+        if self.postgres:
+            import psycopg
+
+            try:
+                with self.datastore.transaction(commit=False) as cursor:
+                    cursor.execute("SET TRANSACTION READ ONLY")
+                    cursor.execute(statement)
+                    return [dict(row) for row in cursor.fetchall()] if cursor.description else []
+            except psycopg.Error as error:
+                raise ViewQueryError(f"query refused: {' '.join(str(error).split())}") from None
+        connection = sqlite3.connect(self.read_only_uri(), uri=True)
+        try:
+            connection.row_factory = sqlite3.Row
+            connection.execute("PRAGMA query_only = 1")
+            return [dict(row) for row in connection.execute(statement).fetchall()]
+        except sqlite3.Error as error:
+            raise ViewQueryError(f"query refused: {' '.join(str(error).split())}") from None
+        finally:
+            connection.close()
+
+    def read_only_uri(self) -> str:
+        assert self.location.path is not None
+        return f"file:{quote(str(self.location.path.absolute()))}?mode=ro"
+
+    def read_only_url(self) -> str:
+        """How an analyst's own tool connects without being able to change anything."""
+        if not self.postgres:
+            return f"sqlite3 '{self.read_only_uri()}'"
+        where = self.location
+        options = quote(f"-c default_transaction_read_only=on -c search_path={where.schema}")
+        return f"postgresql://{where.user}@{where.host}:{where.port}/{where.dbname}?options={options}"
+
+    def has(self, view: str) -> bool:
+        """Whether readers can query `view` (its projector has run here at least once)."""
+        if self.postgres:
+            found = self.query(
+                "SELECT 1 FROM information_schema.views WHERE table_schema = ? AND table_name = ?",
+                (self.location.schema, view),
+            )
+        else:
+            found = self.query("SELECT 1 FROM sqlite_master WHERE type = 'view' AND name = ?", (view,))
+        return bool(found)
 
     def record_positions(self, cursor: Any, positions: Sequence[Tracking]) -> None:
         """Inside the batch's transaction; PositionTaken if one was recorded before."""

@@ -21,7 +21,7 @@ from eventsourcing.persistence import PersistenceError
 
 from orderlog.application import OrderNotFound
 from orderlog.audit import AuditError
-from orderlog.cli import audit, customers, kafka, keys, orders, publish, sources, store, traffic
+from orderlog.cli import audit, customers, kafka, keys, orders, publish, sources, store, traffic, views
 from orderlog.cli.common import cli, echo
 from orderlog.config import debug_requested
 from orderlog.domain.envelope import InvalidEvent
@@ -35,8 +35,10 @@ from orderlog.privacy.master_key import MasterKeyError
 from orderlog.sources.registry import SourceError
 from orderlog.sources.signing import KeyFileError
 from orderlog.store.location import StoreError
+from projections import UnknownProjector
+from projections.viewstore import ViewQueryError
 
-COMMAND_GROUPS = (audit, customers, kafka, keys, orders, publish, sources, store, traffic)
+COMMAND_GROUPS = (audit, customers, kafka, keys, orders, publish, sources, store, traffic, views)
 """Imported for what they register on `cli`."""
 
 EXPECTED_ERRORS: tuple[type[Exception], ...] = (
@@ -53,6 +55,8 @@ EXPECTED_ERRORS: tuple[type[Exception], ...] = (
     SourceError,
     ErasureError,
     KafkaError,
+    UnknownProjector,
+    ViewQueryError,
 )
 """Mistakes and conditions a user can act on: one line, exit code 1."""
 

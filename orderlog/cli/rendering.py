@@ -13,7 +13,7 @@ from orderlog.domain.contract import MONEY_FIELDS
 from orderlog.domain.money import format_money
 
 HISTORY_COLUMNS = ("version", "type", "event_id", "occurred_at", "recorded_at", "source", "actor")
-VIEW_MONEY_FIELDS = MONEY_FIELDS | {"paid_amount", "refunded_amount"}
+VIEW_MONEY_FIELDS = MONEY_FIELDS | {"paid_amount", "refunded_amount", "paid", "refunded"}
 """Amounts of money in views: the contract's, and the figures folded from them."""
 
 

@@ -6,6 +6,10 @@ themselves, after the work is stored: the store's own positions are what make an
 happen once (a redelivery is recognised there), the committed offsets only say where to
 start reading.
 
+No client asks the broker to create a missing topic (`allow.auto.create.topics` is off):
+a topic created on first use gets the broker's defaults (on Kafka, a week's retention, not
+the events topic's forever), so a missing topic is an error naming `orderlog topics create`.
+
 Messages go to the partition Kafka's Java clients would choose for their key (murmur2 of
 the key bytes, made positive, modulo the partition count), so that every record of one
 order lands on one partition, and other clients and stream processors that partition by
@@ -84,6 +88,7 @@ def producer(config: Config, **settings: Any) -> Producer:
             "logger": CLIENT_LOG,
             "enable.idempotence": True,
             "acks": "all",
+            "allow.auto.create.topics": False,
             "linger.ms": 5,
             "batch.num.messages": 10_000,
             "queue.buffering.max.messages": 200_000,
@@ -103,6 +108,7 @@ class Sender:
     def __init__(self, config: Config, topic: str):
         self.topic = topic
         self._producer = producer(config)
+        partition_count(self._producer, topic)  # a missing topic is said at once, not after 60 s
         self._failures: list[str] = []
 
     def send(self, messages: Iterable[Message], *, what: str = "messages", unless: str = "") -> int:

@@ -32,7 +32,7 @@ from orderlog.config import Config
 from orderlog.intake.outcomes import INVALID, REJECTED, LineResult, Tally
 from orderlog.intake.pipeline import PositionAlreadyRecorded
 from orderlog.kafka import KafkaError
-from orderlog.kafka.clients import consumer
+from orderlog.kafka.clients import consumer, partition_count
 from orderlog.kafka.dead_letters import DeadLetter, DeadLetterSender
 from orderlog.kafka.inbound import UnreadableMessage, envelope_text
 from orderlog.kafka.registry import SchemaIds
@@ -70,8 +70,9 @@ class Ingest:
         self._ids = ids
         self._batch = batch
         self.topic = config.topic("inbound")
-        self._dead = DeadLetterSender(config)
         self._consumer = consumer(config, GROUP)
+        partition_count(self._consumer, self.topic)  # else a missing topic leaves the group waiting, silent
+        self._dead = DeadLetterSender(config)
         self._assigned: set[int] = set()
         self._at_end: set[int] = set()
         self._ever_assigned = False
@@ -90,7 +91,8 @@ class Ingest:
                 self._take([message for message in messages if self._is_data(message)])
                 if messages:
                     last_message = time.monotonic()
-                if time.monotonic() - reported > REPORT_SECONDS:
+                # every 5 s, counted from the assignment: a tally of zeros while joining says nothing
+                if self._ever_assigned and time.monotonic() - max(reported, self._last_assignment) > REPORT_SECONDS:
                     reported = time.monotonic()
                     progress(self.report)
                 if not follow and self._done(last_message):

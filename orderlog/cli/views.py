@@ -1,0 +1,276 @@
+"""`orderlog project|replay|holds|analytics|order status|views`: the read models (see README: Views).
+
+The views are folded by projectors (projections/) from the store's log, or from
+`orderlog.events` when Kafka is configured; these commands run them and read them.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import click
+
+from orderlog.cli.common import cli, current_config, echo, interruptible, moment_option, opened, progress_bar
+from orderlog.cli.orders import order
+from orderlog.cli.rendering import render_text, table_text
+from orderlog.cli.views_plot import plot_groups
+from orderlog.domain.money import format_money
+from orderlog.store.location import StoreError, parse_store_url
+from projections import PROJECTORS, UnknownProjector, chosen, holds
+from projections import cancellations as cancellation_view
+from projections import status as status_view
+from projections.service import group_of, open_views, project, replay, source_for, until_location
+from projections.sources import LogSource
+from projections.viewstore import ViewStore
+
+LAG_EVERY_SECONDS = 10.0
+
+FORMAT_OPTIONS = (
+    click.option("--json", "as_json", is_flag=True, help="JSON instead of text"),
+    click.option("--csv", "as_csv", is_flag=True, help="CSV instead of text (the rows of the main table)"),
+)
+
+
+def output_formats(command: Callable[..., Any]) -> Callable[..., Any]:
+    for option in reversed(FORMAT_OPTIONS):
+        command = option(command)
+    return command
+
+
+def source_option(command: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option(
+        "--source",
+        type=click.Choice(["log", "kafka"]),
+        help="where records come from: the store's log, or orderlog.events (default: kafka when Kafka is configured)",
+    )(command)
+
+
+def _names(names: tuple[str, ...]) -> list[Any]:
+    try:
+        return chosen(names)
+    except UnknownProjector as error:
+        raise click.BadParameter(str(error), param_hint="NAMES") from None
+
+
+def _source(kinds: list[Any], source: str | None, purpose: str) -> Any:
+    config = current_config()
+    kafka = (source or ("kafka" if config.kafka else "log")) == "kafka"
+    if kafka and not config.kafka:
+        raise click.UsageError("--source kafka needs Kafka: --kafka HOST:PORT or ORDERLOG_KAFKA")
+    if kafka:
+        from orderlog.cli.kafka import kafka_config
+
+        kafka_config()
+    return source_for(config, opened(), kinds, kafka=kafka, group=group_of(kinds, purpose))
+
+
+@contextmanager
+def _views(location: Any = None, *, reading: bool = False) -> Iterator[ViewStore]:
+    config = current_config()
+    location = location or config.views_location
+    if reading and location.kind == "sqlite" and not location.exists():
+        raise StoreError(f"no views at {location.label} yet: run `orderlog project` first")
+    views = open_views(location)
+    try:
+        yield views
+    finally:
+        views.close()
+
+
+@cli.command("project")
+@click.argument("names", nargs=-1)
+@click.option(
+    "--follow/--once", default=False, show_default=True, help="--follow: keep the views up to date as records arrive"
+)
+@source_option
+def project_command(names: tuple[str, ...], follow: bool, source: str | None) -> None:
+    """Run projectors (all when none are named: holds, cancellations, status), and report each one's lag."""
+    kinds = _names(names)
+    records = _source(kinds, source, "project")
+    with _views() as views, interruptible("the batch under way is committed") as interrupted:
+        last = [time.monotonic()]
+
+        def report_lag(_read: int) -> None:
+            if follow and time.monotonic() - last[0] > LAG_EVERY_SECONDS:
+                last[0] = time.monotonic()
+                echo(" | ".join(str(report) for report in _lags(views, kinds, records)), err=True)
+
+        reports = project(views, kinds, records, follow=follow, should_stop=interrupted, progress=report_lag)
+    for report in reports:
+        echo(str(report))
+
+
+def _lags(views: ViewStore, kinds: list[Any], records: Any) -> list[Any]:
+    from projections.runner import Runner
+
+    return Runner(views, kinds).reports(records)
+
+
+@cli.command("replay")
+@click.argument("names", nargs=-1)
+@click.option("--until", callback=moment_option, metavar="TIME", help="build the views as they stood then (event time)")
+@click.option("--into", metavar="URL", help="build into this database (SQLite file or postgresql://...)")
+@source_option
+def replay_command(names: tuple[str, ...], until: str | None, into: str | None, source: str | None) -> None:
+    """Rebuild views from the start of the log into fresh tables; readers switch over at once
+    when they have caught up (never a half-built view). --until: as they stood at a past moment."""
+    kinds = _names(names)
+    config = current_config()
+    location = until_location(config, until, into) if until else (parse_store_url(into) if into else None)
+    records = _source(kinds, source, f"replay.{int(time.time())}")
+    total = opened().log_reader.count_after(0) if isinstance(records, LogSource) else 0
+    with (
+        _views(location) as views,
+        interruptible("the batch under way is committed") as interrupted,
+        progress_bar(total, unit="records", description="replay") as advance,
+    ):
+        result = replay(views, kinds, records, until=until, should_stop=interrupted, progress=advance)
+    echo(str(result))
+
+
+@cli.command("holds")
+@click.option("--sku", help="one SKU (and the orders holding it)")
+@click.option("--order", "order_id", metavar="ID", help="one order's holds (and its SKUs)")
+@output_formats
+def holds_command(sku: str | None, order_id: str | None, as_json: bool, as_csv: bool) -> None:
+    """Inventory per SKU (oversold first): held by open orders, on hand, available."""
+    with _views(reading=True) as views:
+        _require(views, "holds_by_sku", "holds")
+        found = holds.report(views, sku=sku, order_id=order_id)
+    if as_json:
+        echo(_json(found))
+    elif as_csv:
+        echo(_csv(found["orders"] if order_id else found["skus"]), nl=False)
+    else:
+        parts = [table_text(found["skus"]) if found["skus"] else "no SKU has a hold or a count yet"]
+        if found["orders"]:
+            parts.append(table_text(found["orders"]))
+        echo("\n\n".join(parts))
+
+
+@cli.group()
+def analytics() -> None:
+    """Figures over a window of event time."""
+
+
+@analytics.command("cancellations")
+@click.option("--by", type=click.Choice(cancellation_view.DIMENSIONS), default="reason", show_default=True)
+@click.option("--since", callback=moment_option, metavar="TIME", help="from this moment (event time, inclusive)")
+@click.option("--until", callback=moment_option, metavar="TIME", help="to this moment (event time, exclusive)")
+@click.option(
+    "--plot",
+    "plot_file",
+    type=click.Path(dir_okay=False, writable=True),
+    metavar="FILE.png",
+    help="a bar chart of the groups",
+)
+@output_formats
+def cancellations_command(
+    *, by: str, since: str | None, until: str | None, plot_file: str | None, as_json: bool, as_csv: bool
+) -> None:
+    """Submitted, cancelled and the rate; cancellations by reason, category, channel, SKU, day
+    or stage; time to cancel; value; refund cycle (p50, p90); repeat cancellers."""
+    with _views(reading=True) as views:
+        _require(views, "cancellation_orders", "cancellations")
+        found = cancellation_view.report(views, by=by, since=since, until=until)
+    if plot_file:
+        plot_groups(found, plot_file)
+    if as_json:
+        echo(_json(found))
+    elif as_csv:
+        echo(_csv(found["groups"]), nl=False)
+    else:
+        echo(_cancellations_text(found))
+    if plot_file:
+        echo(f"chart written to {plot_file}", err=True)
+
+
+def _cancellations_text(found: dict[str, Any]) -> str:
+    headline = {key: value for key, value in found.items() if key not in ("groups", "repeat_cancellers", "by")}
+    headline["cancelled_value"] = {
+        currency: format_money(total, currency) for currency, total in found["cancelled_value"].items()
+    }
+    headline["repeat_cancellers"] = len(found["repeat_cancellers"])
+    groups = table_text(found["groups"]) if found["groups"] else "no cancellations in this window"
+    return f"{render_text(headline)}\n\nby {found['by']}:\n{groups}"
+
+
+@order.command("status")
+@click.argument("order_id")
+@output_formats
+def status_command(order_id: str, as_json: bool, as_csv: bool) -> None:
+    """For customer service: status, financial status, lines, timeline of every change, holds."""
+    with _views(reading=True) as views:
+        _require(views, "order_status", "status")
+        found = status_view.report(views, order_id)
+    if found is None:
+        raise StoreError(
+            f"order {order_id} is not in the status view (not submitted, or `orderlog project` has not run since)"
+        )
+    if as_json:
+        echo(_json(found))
+    elif as_csv:
+        echo(_csv(found["timeline"]), nl=False)
+    else:
+        echo(render_text(found))
+
+
+@cli.group("views")
+def views_group() -> None:
+    """The views themselves: their tables, and SQL over them."""
+
+
+@views_group.command("sql")
+@click.argument("query", required=False)
+@output_formats
+def sql_command(query: str | None, as_json: bool, as_csv: bool) -> None:
+    """Without QUERY: the tables, what each holds, and how to connect read-only. With QUERY:
+    its rows (read-only: nothing can be changed through it)."""
+    with _views(reading=True) as views:
+        if query is None:
+            echo(_catalogue(views))
+            return
+        rows = views.read_only(query)
+    if as_json:
+        echo(_json(rows))
+    elif as_csv:
+        echo(_csv(rows), nl=False)
+    else:
+        echo(table_text(rows) if rows else "(no rows)")
+
+
+def _catalogue(views: ViewStore) -> str:
+    lines = [f"connect read-only: {views.read_only_url()}", ""]
+    for kind in PROJECTORS.values():
+        for table in kind.tables:
+            shown = "" if views.has(table.name) else "  (not built yet: orderlog project)"
+            lines.append(f"{table.name:<24} {table.doc}{shown}")
+            lines.append(f"{'':<24} columns: {', '.join(table.names)}")
+    return "\n".join(lines)
+
+
+def _require(views: ViewStore, view: str, projector: str) -> None:
+    if not views.has(view):
+        raise StoreError(
+            f"the {projector} view has not been built in {views.location.label}: run `orderlog project {projector}`"
+        )
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, indent=2)
+
+
+def _csv(rows: list[dict[str, Any]]) -> str:
+    if not rows:
+        return ""
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=list(rows[0]), lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return buffer.getvalue()
