@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 from eventsourcing.persistence import PersistenceError
 
 from orderlog.store.location import StoreError, StoreLocation, parse_store_url
+from orderlog.store.opening import creation_lock
 from projections import generations
 from projections.projector import Projector
 from projections.runner import ProjectorReport, Runner, Source
@@ -28,7 +29,8 @@ def open_views(location: StoreLocation) -> ViewStore:
             f"cannot open views {location.label}: directory {location.path.absolute().parent} does not exist"
         )
     try:
-        return ViewStore(location)
+        with creation_lock(location, shared=False):  # PostgreSQL: creates the schema too
+            return ViewStore(location)
     except (PersistenceError, sqlite3.Error, OSError) as error:
         raise StoreError(f"cannot open views {location.label}: {' '.join(str(error).split())}") from None
 

@@ -1,0 +1,131 @@
+"""The views are the same whichever source they are folded from: the store's log, or
+`orderlog.events` through a Kafka consumer group (records of different streams then arrive
+interleaved differently, partition by partition)."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from orderlog.bootstrap import open_orderlog
+from orderlog.config import Config
+from orderlog.kafka.registry import LocalSchemaIds
+from orderlog.kafka.relay import Relay
+from orderlog.simulate import simulate
+from orderlog.store.location import parse_store_url
+from projections import PROJECTORS
+from projections.service import open_views, project
+from projections.sources import KafkaSource, LogSource
+from projections.viewstore import ViewStore
+from tests.kafka_helpers import kafka_config
+
+pytestmark = pytest.mark.kafka
+NEVER = lambda: False  # noqa: E731
+
+
+def publish(config: Config, lines: list[str]) -> None:
+    app = open_orderlog(config, create=True)
+    try:
+        for _ in app.take(enumerate(lines, start=1)):
+            pass
+    finally:
+        app.close()
+
+
+def relay(config: Config) -> None:
+    app = open_orderlog(config)
+    try:
+        Relay(app, config, LocalSchemaIds()).run(follow=False, should_stop=NEVER, progress=lambda _r: None)
+    finally:
+        app.close()
+
+
+def fold_from_log(config: Config, views: ViewStore) -> None:
+    app = open_orderlog(config)
+    try:
+        project(views, list(PROJECTORS.values()), LogSource(app.log_reader, batch=97), follow=False)
+    finally:
+        app.close()
+
+
+def fold_from_kafka(config: Config, views: ViewStore, group: str) -> None:
+    source = KafkaSource(config, LocalSchemaIds(), group, batch=89)
+    project(views, list(PROJECTORS.values()), source, follow=False)
+
+
+def contents(views: ViewStore) -> dict[str, list[tuple[Any, ...]]]:
+    """Every view table's rows, in key order."""
+    return {
+        table.name: views.query(f"SELECT * FROM {table.name} ORDER BY {', '.join(table.key)}")
+        for kind in PROJECTORS.values()
+        for table in kind.tables
+    }
+
+
+def fresh_views(directory: Path, name: str) -> ViewStore:
+    return open_views(parse_store_url(str(directory / f"{name}-{uuid.uuid4().hex[:8]}.views.db")))
+
+
+@settings(max_examples=4, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(seed=st.integers(1, 10_000), orders=st.integers(20, 120), cut=st.floats(0.2, 0.8))
+def test_views_from_kafka_equal_views_from_the_log_incrementally_and_in_one_go(
+    kafka_broker: str, tmp_path: Path, seed: int, orders: int, cut: float
+) -> None:
+    store = f"sqlite:///{tmp_path}/store-{uuid.uuid4().hex[:8]}.db"
+    config = kafka_config(kafka_broker, store, tmp_path)
+    lines = list(simulate(orders, seed))
+    first, second = lines[: int(len(lines) * cut)], lines[int(len(lines) * cut) :]
+    from_log, from_kafka, kafka_in_steps = (fresh_views(tmp_path, name) for name in ("log", "kafka", "steps"))
+    try:
+        publish(config, first)
+        relay(config)
+        fold_from_kafka(config, kafka_in_steps, "steps")  # part of the traffic, then the rest
+        publish(config, second)
+        relay(config)
+        fold_from_kafka(config, kafka_in_steps, "steps")
+        fold_from_kafka(config, from_kafka, "whole")
+        fold_from_log(config, from_log)
+
+        expected = contents(from_log)
+        assert expected["order_status"], "the traffic made no view rows"
+        assert contents(from_kafka) == expected
+        assert contents(kafka_in_steps) == expected
+    finally:
+        for views in (from_log, from_kafka, kafka_in_steps):
+            views.close()
+
+
+def test_views_in_postgresql_from_kafka_equal_views_in_sqlite_from_the_log(
+    kafka_broker: str, tmp_path: Path, postgres_url: str
+) -> None:
+    config = kafka_config(kafka_broker, f"sqlite:///{tmp_path}/store.db", tmp_path)
+    publish(config, list(simulate(150, 7)))
+    relay(config)
+    in_sqlite, in_postgres = fresh_views(tmp_path, "log"), open_views(parse_store_url(postgres_url))
+    try:
+        fold_from_log(config, in_sqlite)
+        fold_from_kafka(config, in_postgres, "pg")
+        assert contents(in_postgres) == contents(in_sqlite)
+    finally:
+        in_sqlite.close()
+        in_postgres.close()
+
+
+def test_a_second_pass_over_the_topic_changes_nothing(kafka_broker: str, tmp_path: Path) -> None:
+    """Redelivery: a new consumer group starts from offset 0, yet the tracked positions skip it all."""
+    config = kafka_config(kafka_broker, f"sqlite:///{tmp_path}/store.db", tmp_path)
+    publish(config, list(simulate(60, 3)))
+    relay(config)
+    views = fresh_views(tmp_path, "once")
+    try:
+        fold_from_kafka(config, views, "first")
+        before = contents(views)
+        fold_from_kafka(config, views, "second")
+        assert contents(views) == before
+    finally:
+        views.close()
