@@ -286,3 +286,21 @@ def _repeaters(cancelled: list[dict[str, Any]]) -> list[dict[str, Any]]:
         {"customer_id": customer, "cancellations": n} for customer, n in counts.items() if n >= REPEAT_CANCELLATIONS
     ]
     return sorted(repeat, key=lambda row: (-row["cancellations"], row["customer_id"]))
+
+
+def headline(views: ViewStore) -> str:
+    """One line for the demo and the console: the rate, the top reason, speed of refunds."""
+    found = report(views, by="reason")
+    if not found["cancelled"]:
+        return f"{found['submitted']:,} order(s) submitted, none cancelled"
+    top = found["groups"][0]
+    cycle = found["refund_cycle_hours"]
+    refunds = (
+        f"refunds complete after {cycle['p50']} h (p50), {cycle['p90']} h (p90)"
+        if cycle["p50"] is not None
+        else "no refunds"
+    )
+    return (
+        f"{found['cancelled']:,} of {found['submitted']:,} orders cancelled ({found['cancellation_rate']:.1%}); "
+        f"top reason {top['reason']} ({top['share']:.0%}); {found['cancelled_within_24h']:.0%} within 24 h; {refunds}"
+    )

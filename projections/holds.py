@@ -162,3 +162,12 @@ def report(views: ViewStore, *, sku: str | None = None, order_id: str | None = N
         else []
     )
     return {"skus": by_sku, "orders": by_order}
+
+
+def headline(views: ViewStore) -> str:
+    """One line for the demo and the console: units held, SKUs oversold."""
+    held, skus, oversold = views.query(
+        "SELECT COALESCE(SUM(held), 0), COUNT(*), COALESCE(SUM(CASE WHEN available < 0 THEN 1 ELSE 0 END), 0) "
+        "FROM holds_by_sku"
+    )[0]
+    return f"{held:,} unit(s) held by open orders over {skus:,} SKU(s); {oversold:,} SKU(s) oversold (available < 0)"

@@ -227,3 +227,9 @@ def report(views: ViewStore, order_id: str) -> dict[str, Any] | None:
         if views.has("holds_by_order")
         else [],
     }
+
+
+def headline(views: ViewStore) -> str:
+    """One line for the demo and the console: orders per status."""
+    rows = views.query("SELECT status, COUNT(*) FROM order_status GROUP BY status ORDER BY COUNT(*) DESC, status")
+    return ", ".join(f"{status} {count:,}" for status, count in rows) or "no orders yet"

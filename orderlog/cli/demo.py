@@ -24,6 +24,9 @@ from orderlog.presentation import record_view
 from orderlog.simulate import simulate
 from orderlog.sources.signing import public_key_path, write_key_pair
 from orderlog.store.location import DEFAULT_STORE
+from projections import PROJECTORS, cancellations, holds, status
+from projections.service import open_views, project
+from projections.sources import LogSource
 
 REJECTS_FILE = "orderlog-demo-rejects.jsonl"
 
@@ -54,6 +57,7 @@ def run_demo(run: DemoRun, orders: int, seed: int) -> None:
             _show_order(run, app, sample)
         run.say("")
         run.say(f"trust: {app.verify([], None).headline()}  (orderlog audit verify)")
+        _views(run, app)
         _next_steps(run, sample)
     finally:
         app.close()
@@ -77,6 +81,25 @@ def _publish(run: DemoRun, app: OrderLog, orders: int, seed: int) -> list[str]:
         run.say(f"  e.g. {example}")
     run.say(f"  (every line not accepted, with its reason: {REJECTS_FILE})")
     return lines
+
+
+def _views(run: DemoRun, app: OrderLog) -> None:
+    """The read models, folded from the log now, one headline each."""
+    views = open_views(run.config.views_location)
+    try:
+        kinds = list(PROJECTORS.values())
+        started = time.perf_counter()
+        reports = project(views, kinds, LogSource(app.log_reader), follow=False)
+        run.say("")
+        run.say(
+            f"views ({views.location.label}), brought up to date: {reports[0].folded:,} new record(s) folded by each of "
+            f"{', '.join(PROJECTORS)} in {time.perf_counter() - started:.1f} s (orderlog project):"
+        )
+        run.say(f"  holds          {holds.headline(views)}")
+        run.say(f"  cancellations  {cancellations.headline(views)}")
+        run.say(f"  status         {status.headline(views)}")
+    finally:
+        views.close()
 
 
 def _show_order(run: DemoRun, app: OrderLog, order_id: str) -> None:
@@ -103,6 +126,9 @@ def _next_steps(run: DemoRun, order_id: str | None) -> None:
         f"{orderlog} order show {order}",
         f"{orderlog} order show {order} --as-of {_a_moment_in_its_life(run, order_id)}",
         f"{orderlog} order history {order} --json",
+        f"{orderlog} order status {order}",
+        f"{orderlog} holds",
+        f"{orderlog} analytics cancellations --by reason --plot orderlog-demo-cancellations.png",
         f"{orderlog} audit checkpoint --signing-key {DEMO_KEY} --out orderlog-demo-checkpoint.json",
         f"{orderlog} audit proof {order} --checkpoint orderlog-demo-checkpoint.json --signing-key {DEMO_KEY} "
         "--out orderlog-demo-proof.json",
