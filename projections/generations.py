@@ -9,6 +9,7 @@ them live: readers see the old views or the new, never a half-built one.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from projections.projector import Projector
 from projections.viewstore import ViewStore
@@ -20,30 +21,22 @@ def live_generation(views: ViewStore, projector: type[Projector]) -> int | None:
 
 
 def ensure_live(views: ViewStore, projector: type[Projector]) -> int:
-    """The live generation, created (empty, generation 1) the first time a projector runs."""
-    found = live_generation(views, projector)
-    if found is not None:
-        return found
-    generation = new_generation(views, projector, until=None)
-    switch(views, [(projector, generation)])
+    """The live generation, created (empty, generation 1) the first time a projector runs;
+    two processes starting at once create one, not two."""
+    with views.transaction() as cursor:
+        cursor.execute("SELECT generation FROM view_generations WHERE projector = ? AND live = 1", (projector.name,))
+        found = cursor.fetchall()
+        if found:
+            return int(found[0][0])
+        generation = _create(cursor, views, projector, until=None)
+        _point_at(cursor, projector, generation)
     return generation
 
 
 def new_generation(views: ViewStore, projector: type[Projector], *, until: str | None) -> int:
     """Fresh, empty tables for a rebuild, not yet seen by readers."""
     with views.transaction() as cursor:
-        cursor.execute(
-            "SELECT COALESCE(MAX(generation), 0) FROM view_generations WHERE projector = ?", (projector.name,)
-        )
-        generation = int(cursor.fetchall()[0][0]) + 1
-        for table in projector.tables:
-            cursor.execute(f"DROP TABLE IF EXISTS {table.physical(generation)}")
-            cursor.execute(table.create(generation, postgres=views.postgres))
-        cursor.execute(
-            "INSERT INTO view_generations (projector, generation, watermark, until, live) VALUES (?, ?, '', ?, 0)",
-            (projector.name, generation, until),
-        )
-    return generation
+        return _create(cursor, views, projector, until=until)
 
 
 def switch(views: ViewStore, chosen: Sequence[tuple[type[Projector], int]]) -> None:
@@ -55,16 +48,33 @@ def switch(views: ViewStore, chosen: Sequence[tuple[type[Projector], int]]) -> N
                 "SELECT generation FROM view_generations WHERE projector = ? AND live = 1", (projector.name,)
             )
             replaced += [(projector, int(row[0])) for row in cursor.fetchall() if int(row[0]) != generation]
-            cursor.execute("UPDATE view_generations SET live = 0 WHERE projector = ? AND live = 1", (projector.name,))
-            cursor.execute(
-                "UPDATE view_generations SET live = 1 WHERE projector = ? AND generation = ?",
-                (projector.name, generation),
-            )
-            for table in projector.tables:
-                cursor.execute(f"DROP VIEW IF EXISTS {table.name}")
-                cursor.execute(f"CREATE VIEW {table.name} AS SELECT * FROM {table.physical(generation)}")
+            _point_at(cursor, projector, generation)
     for projector, generation in replaced:
         drop(views, projector, generation)
+
+
+def _create(cursor: Any, views: ViewStore, projector: type[Projector], *, until: str | None) -> int:
+    cursor.execute("SELECT COALESCE(MAX(generation), 0) FROM view_generations WHERE projector = ?", (projector.name,))
+    generation = int(cursor.fetchall()[0][0]) + 1
+    for table in projector.tables:
+        cursor.execute(f"DROP TABLE IF EXISTS {table.physical(generation)}")
+        cursor.execute(table.create(generation, postgres=views.postgres))
+    cursor.execute(
+        "INSERT INTO view_generations (projector, generation, watermark, until, live) VALUES (?, ?, '', ?, 0)",
+        (projector.name, generation, until),
+    )
+    return generation
+
+
+def _point_at(cursor: Any, projector: type[Projector], generation: int) -> None:
+    """Readers' SQL views now show `generation`'s tables (inside the caller's transaction)."""
+    cursor.execute("UPDATE view_generations SET live = 0 WHERE projector = ? AND live = 1", (projector.name,))
+    cursor.execute(
+        "UPDATE view_generations SET live = 1 WHERE projector = ? AND generation = ?", (projector.name, generation)
+    )
+    for table in projector.tables:
+        cursor.execute(f"DROP VIEW IF EXISTS {table.name}")
+        cursor.execute(f"CREATE VIEW {table.name} AS SELECT * FROM {table.physical(generation)}")
 
 
 def abandoned(views: ViewStore, projector: type[Projector]) -> list[int]:

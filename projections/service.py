@@ -24,6 +24,8 @@ if TYPE_CHECKING:
 
 def open_views(location: StoreLocation) -> ViewStore:
     """The view database at `location`, created if missing; StoreError saying why not."""
+    if location.kind == "sqlite" and location.path is not None and location.path.is_dir():
+        raise StoreError(f"cannot open views {location.label}: it is a directory; name a file (e.g. orderlog.views.db)")
     if location.kind == "sqlite" and location.path is not None and not location.path.absolute().parent.is_dir():
         raise StoreError(
             f"cannot open views {location.label}: directory {location.path.absolute().parent} does not exist"

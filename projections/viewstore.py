@@ -37,6 +37,10 @@ CATALOGUE = (
 `occurred_at` folded into it), the `--until` it was built to, and whether readers see it."""
 
 
+TAKE_WRITE_LOCK = "UPDATE view_generations SET live = live WHERE 0"
+"""A write that changes nothing: SQLite takes the write lock for it, waiting for it if need be."""
+
+
 class ViewQueryError(ValueError):
     """An analyst's query that the view database refused (bad SQL, or an attempt to write)."""
 
@@ -128,7 +132,7 @@ class ViewStore:
             self.datastore = SQLiteDatastore(str(location.path), lock_timeout=SQLITE_LOCK_TIMEOUT_SECONDS)
             self.tracking = SQLiteTrackingRecorder(self.datastore)
         self.tracking.create_table()
-        with self.transaction() as cursor:
+        with self.datastore.transaction(commit=True) as cursor:
             cursor.execute(CATALOGUE)
 
     def sql(self, statement: str) -> str:
@@ -137,7 +141,12 @@ class ViewStore:
 
     @contextmanager
     def transaction(self) -> Iterator[Any]:
+        """A writing transaction that holds the write lock from its first statement: on SQLite
+        a transaction that read first and then wrote would fail at once ("database is locked")
+        if another process wrote in between, instead of waiting its turn."""
         with self.datastore.transaction(commit=True) as cursor:
+            if not self.postgres:
+                cursor.execute(TAKE_WRITE_LOCK)
             yield _Cursor(cursor, self)
 
     def query(self, statement: str, parameters: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
