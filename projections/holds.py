@@ -60,6 +60,7 @@ AT, QTY = DISPATCHES.index("occurred_at"), DISPATCHES.index("qty")
 class Holds(Projector):
     name = "holds"
     tables = (BY_SKU, BY_ORDER, DISPATCHES)
+    partition_local = False  # a SKU's row gathers holds from orders on every partition
 
     def on_OrderSubmitted(self, record: Record) -> None:
         holds = self.entity(BY_ORDER, record.key)

@@ -32,6 +32,11 @@ Fetch = Callable[[Table, Any], list[tuple[Any, ...]]]
 class Projector:
     name: ClassVar[str]
     tables: ClassVar[tuple[Table, ...]]
+    partition_local: ClassVar[bool] = True
+    """Every row belongs to one stream key's partition (an order's rows), so processes in one
+    consumer group, each holding some partitions, never write the same row. A projector whose
+    rows gather records from every partition (a SKU's holds) reads the whole topic in one
+    process instead."""
 
     def __init__(self, fetch: Fetch, *, empty: bool):
         """`fetch(table, entity)` reads an entity's stored rows; `empty`: the tables hold nothing yet."""

@@ -43,7 +43,10 @@ def source_for(config: Config, app: OrderLog, kinds: Sequence[type[Projector]], 
         return LogSource(app.log_reader)
     from orderlog.kafka.registry import schema_ids
 
-    return KafkaSource(config, schema_ids(config.schema_registry, config.topic("events")), group)
+    whole_topic = not all(kind.partition_local for kind in kinds)
+    return KafkaSource(
+        config, schema_ids(config.schema_registry, config.topic("events")), group, whole_topic=whole_topic
+    )
 
 
 def group_of(kinds: Sequence[type[Projector]], purpose: str = "project") -> str:

@@ -20,7 +20,7 @@ from confluent_kafka import TopicPartition
 
 from orderlog.domain.record import Record
 from orderlog.kafka import KafkaError
-from orderlog.kafka.clients import consumer
+from orderlog.kafka.clients import consumer, partition_count
 from orderlog.kafka.codec import record_from_message
 from orderlog.store.log import LogReader
 
@@ -78,8 +78,11 @@ class KafkaSource:
     set of projectors run together (`orderlog.project.holds`): each scales by partition.
     Positions come from the view database, not the group's committed offsets."""
 
-    def __init__(self, config: Config, ids: SchemaIds, group: str, *, batch: int = BATCH):
+    def __init__(self, config: Config, ids: SchemaIds, group: str, *, batch: int = BATCH, whole_topic: bool = False):
+        """`whole_topic`: read every partition in this process (no sharing within the group),
+        for projectors whose rows gather records from every partition."""
         self.topic = config.topic("events")
+        self._whole_topic = whole_topic
         self.name = self.topic
         self._ids = ids
         self._batch = batch
@@ -88,11 +91,16 @@ class KafkaSource:
         self._at_end: set[int] = set()
         self._ever_assigned = False
         self._next: dict[int, int] = {}
+        self._ends: dict[int, int] | None = None
         self._start: Start = lambda _name: 0
 
     def batches(self, start: Start, *, follow: bool, should_stop: Callable[[], bool]) -> Iterator[Batch]:
         self._start = start
-        self._consumer.subscribe([self.topic], on_assign=self._on_assign, on_revoke=self._on_revoke)
+        if self._whole_topic:
+            count = partition_count(self._consumer, self.topic)
+            self._on_assign(self._consumer, [TopicPartition(self.topic, partition) for partition in range(count)])
+        else:
+            self._consumer.subscribe([self.topic], on_assign=self._on_assign, on_revoke=self._on_revoke)
         began = time.monotonic()
         try:
             while not should_stop():
@@ -104,15 +112,21 @@ class KafkaSource:
                 elif not follow and self._drained(began):
                     return
         finally:
+            self._ends = self._high_watermarks()  # for the lag reported after the run
             self._consumer.close()
 
     def lag(self, start: Start) -> int:
         """Messages on the topic not yet folded (over the partitions this process holds)."""
-        behind = 0
+        ends = self._ends if self._ends is not None else self._high_watermarks()
+        return sum(max(0, high - start(self._position_name(partition))) for partition, high in ends.items())
+
+    def _high_watermarks(self) -> dict[int, int]:
+        ends = {}
         for partition in self._assigned:
-            _low, high = self._consumer.get_watermark_offsets(TopicPartition(self.topic, partition), timeout=5)
-            behind += max(0, high - start(self._position_name(partition)))
-        return behind
+            _low, ends[partition] = self._consumer.get_watermark_offsets(
+                TopicPartition(self.topic, partition), timeout=5
+            )
+        return ends
 
     def _batch_of(self, messages: list[Any]) -> Batch:
         records = []

@@ -132,8 +132,17 @@ class ViewStore:
             self.datastore = SQLiteDatastore(str(location.path), lock_timeout=SQLITE_LOCK_TIMEOUT_SECONDS)
             self.tracking = SQLiteTrackingRecorder(self.datastore)
         self.tracking.create_table()
-        with self.datastore.transaction(commit=True) as cursor:
+        with self._transaction(commit=True) as cursor:
             cursor.execute(CATALOGUE)
+
+    @contextmanager
+    def _transaction(self, *, commit: bool) -> Iterator[Any]:
+        """The library's transaction; on PostgreSQL with orderlog's names resolved in the views'
+        schema (the library qualifies its own tables; orderlog's SQL names them plainly)."""
+        with self.datastore.transaction(commit=commit) as cursor:
+            if self.postgres:
+                cursor.execute(f'SET LOCAL search_path TO "{self.location.schema}"')
+            yield cursor
 
     def sql(self, statement: str) -> str:
         """orderlog writes `?` placeholders; psycopg wants `%s`."""
@@ -144,19 +153,19 @@ class ViewStore:
         """A writing transaction that holds the write lock from its first statement: on SQLite
         a transaction that read first and then wrote would fail at once ("database is locked")
         if another process wrote in between, instead of waiting its turn."""
-        with self.datastore.transaction(commit=True) as cursor:
+        with self._transaction(commit=True) as cursor:
             if not self.postgres:
                 cursor.execute(TAKE_WRITE_LOCK)
             yield _Cursor(cursor, self)
 
     def query(self, statement: str, parameters: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        with self.datastore.transaction(commit=False) as cursor:
+        with self._transaction(commit=False) as cursor:
             cursor.execute(self.sql(statement), tuple(parameters))
             return [_values(row) for row in cursor.fetchall()]
 
     def rows(self, statement: str, parameters: Sequence[Any] = ()) -> list[dict[str, Any]]:
         """A query's rows as dicts by column name: what reports return and render."""
-        with self.datastore.transaction(commit=False) as cursor:
+        with self._transaction(commit=False) as cursor:
             cursor.execute(self.sql(statement), tuple(parameters))
             return [dict(row) for row in cursor.fetchall()]  # sqlite3.Row and psycopg's dict rows
 
@@ -166,7 +175,7 @@ class ViewStore:
             import psycopg
 
             try:
-                with self.datastore.transaction(commit=False) as cursor:
+                with self._transaction(commit=False) as cursor:
                     cursor.execute("SET TRANSACTION READ ONLY")
                     cursor.execute(statement)
                     return [dict(row) for row in cursor.fetchall()] if cursor.description else []

@@ -4,6 +4,7 @@ interleaved differently, partition by partition)."""
 
 from __future__ import annotations
 
+import threading
 import uuid
 from pathlib import Path
 from typing import Any
@@ -19,8 +20,11 @@ from orderlog.kafka.relay import Relay
 from orderlog.simulate import simulate
 from orderlog.store.location import parse_store_url
 from projections import PROJECTORS
+from projections.cancellations import Cancellations
+from projections.holds import Holds
 from projections.service import open_views, project
 from projections.sources import KafkaSource, LogSource
+from projections.status import OrderStatus
 from projections.viewstore import ViewStore
 from tests.kafka_helpers import kafka_config
 
@@ -53,16 +57,18 @@ def fold_from_log(config: Config, views: ViewStore) -> None:
         app.close()
 
 
-def fold_from_kafka(config: Config, views: ViewStore, group: str) -> None:
-    source = KafkaSource(config, LocalSchemaIds(), group, batch=89)
-    project(views, list(PROJECTORS.values()), source, follow=False)
+def fold_from_kafka(config: Config, views: ViewStore, group: str, kinds: list[Any] | None = None) -> None:
+    kinds = kinds or list(PROJECTORS.values())
+    whole_topic = not all(kind.partition_local for kind in kinds)
+    source = KafkaSource(config, LocalSchemaIds(), group, batch=89, whole_topic=whole_topic)
+    project(views, kinds, source, follow=False)
 
 
-def contents(views: ViewStore) -> dict[str, list[tuple[Any, ...]]]:
+def contents(views: ViewStore, kinds: list[Any] | None = None) -> dict[str, list[tuple[Any, ...]]]:
     """Every view table's rows, in key order."""
     return {
         table.name: views.query(f"SELECT * FROM {table.name} ORDER BY {', '.join(table.key)}")
-        for kind in PROJECTORS.values()
+        for kind in kinds or PROJECTORS.values()
         for table in kind.tables
     }
 
@@ -129,3 +135,33 @@ def test_a_second_pass_over_the_topic_changes_nothing(kafka_broker: str, tmp_pat
         assert contents(views) == before
     finally:
         views.close()
+
+
+def test_order_views_scale_by_partition_two_processes_in_one_group_build_the_same_views(
+    kafka_broker: str, tmp_path: Path
+) -> None:
+    """Status and cancellations rows belong to one order, hence one partition: two consumers
+    sharing a group (and a view database) build exactly the views one process builds."""
+    config = kafka_config(kafka_broker, f"sqlite:///{tmp_path}/store.db", tmp_path)
+    publish(config, list(simulate(300, 11)))
+    relay(config)
+    kinds = [OrderStatus, Cancellations]
+    assert all(kind.partition_local for kind in kinds) and not Holds.partition_local
+    shared, alone = fresh_views(tmp_path, "shared"), fresh_views(tmp_path, "alone")
+    try:
+        second = open_views(shared.location)
+        workers = [
+            threading.Thread(target=fold_from_kafka, args=(config, views, "scaled", kinds))
+            for views in (shared, second)
+        ]
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join(120)
+        second.close()
+        fold_from_kafka(config, shared, "scaled", kinds)  # whatever a rebalance left to the last one
+        fold_from_log(config, alone)
+        assert contents(shared, kinds) == contents(alone, kinds)
+    finally:
+        shared.close()
+        alone.close()
