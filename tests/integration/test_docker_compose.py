@@ -207,11 +207,15 @@ def test_writers_get_the_master_key_from_a_secret_and_projectors_do_not(resolved
 
 def test_replicas_scale_within_the_partition_count(resolved: dict[str, Any], raw: dict[str, Any]) -> None:
     partitions = int(raw["x-orderlog-topics"]["partitions"])
-    by_command = {subcommand(service): service for service in orderlog_services(resolved).values()}
+    services = orderlog_services(resolved)
+    by_command = {subcommand(service): service for service in services.values()}
     assert by_command[("relay",)]["deploy"]["replicas"] == 1, "one relay: the store has one order of events"
-    for scaled in (("ingest",), ("project",)):
-        replicas = by_command[scaled]["deploy"]["replicas"]
-        assert 1 <= replicas <= partitions, f"{scaled}: {replicas} replicas for {partitions} partitions"
+    for name, service in services.items():
+        if subcommand(service) in {("ingest",), ("project",)}:
+            replicas = service["deploy"]["replicas"]
+            assert 1 <= replicas <= partitions, f"{name}: {replicas} replicas for {partitions} partitions"
+        if "holds" in service["command"]:  # a SKU's row gathers every partition: one process
+            assert service["deploy"]["replicas"] == 1, name
     topics_command = [str(word) for word in by_command[("topics", "create")]["command"]]
     assert topics_command[topics_command.index("--partitions") + 1] == str(partitions)
 
