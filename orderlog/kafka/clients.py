@@ -19,11 +19,14 @@ the same key (joins, Kafka Streams) agree.
 from __future__ import annotations
 
 import logging
+import time
+import uuid
 from collections.abc import Iterable
 from functools import lru_cache
 from typing import Any
 
-from confluent_kafka import Consumer, KafkaException, Producer
+from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
+from confluent_kafka import KafkaError as LibrdkafkaError
 from confluent_kafka.admin import AdminClient
 
 from orderlog.config import Config
@@ -89,6 +92,7 @@ def producer(config: Config, **settings: Any) -> Producer:
             "enable.idempotence": True,
             "acks": "all",
             "allow.auto.create.topics": False,
+            "partitioner": "murmur2_random",  # partition_for's choice (the Java clients'), for keyed messages
             "linger.ms": 5,
             "batch.num.messages": 10_000,
             "queue.buffering.max.messages": 200_000,
@@ -193,3 +197,31 @@ def partition_count(client: Any, topic: str, timeout: float = 10.0) -> int:
     if found is None or found.error is not None or not found.partitions:
         raise KafkaError(f"topic {topic} does not exist: run `orderlog topics create`")
     return len(found.partitions)
+
+
+def partition_ends(config: Config, topic: str, partitions: list[int], timeout: float = 60.0) -> dict[int, int]:
+    """Where each partition ends (the offset its next message will get), read rather than asked:
+    some Kafka-protocol brokers report the end early (the last batch's first offset + 1). Reads
+    from just before the reported end to the end-of-partition event, whose offset is the end."""
+    reader = consumer(config, f"ends-{uuid.uuid4().hex}")
+    try:
+        starts = []
+        for partition in partitions:
+            low, high = reader.get_watermark_offsets(TopicPartition(topic, partition), timeout=10)
+            starts.append(TopicPartition(topic, partition, max(low, high - 1)))
+        reader.assign(starts)
+        ends: dict[int, int] = {}
+        deadline = time.monotonic() + timeout
+        while len(ends) < len(partitions):
+            if time.monotonic() > deadline:
+                raise KafkaError(f"cannot read {topic} to its end within {timeout:.0f} s")
+            message = reader.poll(0.5)
+            error = message.error() if message is not None else None
+            if error is None:
+                continue
+            if error.code() != LibrdkafkaError._PARTITION_EOF:
+                raise KafkaError(f"cannot read {topic} partition {message.partition()}: {error}")
+            ends[message.partition()] = message.offset()
+        return ends
+    finally:
+        reader.close()

@@ -32,7 +32,7 @@ from orderlog.config import Config
 from orderlog.intake.outcomes import INVALID, REJECTED, LineResult, Tally
 from orderlog.intake.pipeline import PositionAlreadyRecorded
 from orderlog.kafka import KafkaError
-from orderlog.kafka.clients import consumer, partition_count
+from orderlog.kafka.clients import consumer, partition_count, partition_ends
 from orderlog.kafka.dead_letters import DeadLetter, DeadLetterSender
 from orderlog.kafka.inbound import UnreadableMessage, envelope_text
 from orderlog.kafka.registry import SchemaIds
@@ -67,6 +67,7 @@ class IngestReport:
 class Ingest:
     def __init__(self, app: OrderLog, config: Config, ids: SchemaIds, *, batch: int = BATCH_MESSAGES):
         self._app = app
+        self._config = config
         self._ids = ids
         self._batch = batch
         self.topic = config.topic("inbound")
@@ -121,16 +122,38 @@ class Ingest:
         return time.monotonic() - max(last_message, self._last_assignment) > ONCE_IDLE_SECONDS
 
     def _on_assign(self, reader: Any, partitions: list[TopicPartition]) -> None:
-        """Start each partition where the store says its last batch ended."""
+        """Start each partition where the store says its last batch ended (KafkaError if
+        that is beyond the partition's end)."""
+        recorded = {
+            assigned.partition: self._app.recorder.max_tracking_id(_position_name(self.topic, assigned.partition))  # type: ignore[attr-defined]
+            for assigned in partitions
+        }
+        self._check_recorded_within_ends({partition: at for partition, at in recorded.items() if at})
         for assigned in partitions:
-            recorded = self._app.recorder.max_tracking_id(_position_name(self.topic, assigned.partition))  # type: ignore[attr-defined]
-            if recorded is not None:
-                assigned.offset = recorded
+            if recorded[assigned.partition] is not None:
+                assigned.offset = recorded[assigned.partition]
             self._assigned.add(assigned.partition)
             self._at_end.discard(assigned.partition)
         self._ever_assigned = True
         self._last_assignment = time.monotonic()
         reader.assign(partitions)
+
+    def _check_recorded_within_ends(self, recorded: dict[int, int]) -> None:
+        """A store that took a partition further than it now reaches was fed from another
+        topic of that name (re-created, or on another Kafka): starting from the store's
+        position would skip the new topic's messages silently, and starting from the
+        beginning would take them as positions already stored. Neither is right: stop."""
+        if not recorded:
+            return
+        ends = partition_ends(self._config, self.topic, sorted(recorded))
+        beyond = [(partition, at, ends[partition]) for partition, at in recorded.items() if at > ends[partition]]
+        if beyond:
+            partition, at, end = beyond[0]
+            raise KafkaError(
+                f"the store took {self.topic} partition {partition} up to offset {at}, but the partition ends at "
+                f"{end} ({len(beyond)} of {len(recorded)} partitions so): was the topic re-created, or is this "
+                "another Kafka? Nothing was taken; use a new store, or new topics (ORDERLOG_TOPIC_PREFIX)"
+            )
 
     def _on_revoke(self, _reader: Any, partitions: list[TopicPartition]) -> None:
         for revoked in partitions:
