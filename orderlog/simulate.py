@@ -279,15 +279,10 @@ class Simulator:
                 "method": rng.choice(["alipay", "wechat-pay", "unionpay", "bank-transfer" if b2b else "card"]),
             }
             story.events.append(self.event("PaymentCaptured", story.order_id, at, "payment-gateway", payment))
-            if rng.random() < 0.006:  # the same payment taken twice (seeds/000)
+            if rng.random() < 0.006:  # the customer charged twice: a second capture, its own payment id (seeds/000)
+                again = {**payment, "payment_id": f"{payment['payment_id']}-again"}
                 story.events.append(
-                    self.event(
-                        "PaymentCaptured",
-                        story.order_id,
-                        at + timedelta(seconds=40),
-                        "payment-gateway",
-                        payment,
-                    )
+                    self.event("PaymentCaptured", story.order_id, at + timedelta(seconds=40), "payment-gateway", again)
                 )
         return at
 

@@ -5,7 +5,8 @@ A map:
   once, tracking positions through the eventsourcing library's tracking recorders;
 - projector: what every projector is (a fold of records into rows kept in memory between
   commits, with an event-time watermark for a clock);
-- holds, cancellations, status: one module per view (its tables, its fold, its report);
+- holds, cancellations, status, exceptions: one module per view (its tables, its fold, its
+  report); the queue's rules themselves are domain (orderlog.domain.exceptions);
 - sources: the store's log (embedded mode) or `orderlog.events` on Kafka, same records;
 - runner: batches in, rows and positions out in one transaction: exactly-once effect;
 - generations: blue/green tables, the atomic switch a replay ends with;
@@ -15,11 +16,12 @@ A map:
 from __future__ import annotations
 
 from projections.cancellations import Cancellations
+from projections.exceptions import Exceptions
 from projections.holds import Holds
 from projections.projector import Projector
 from projections.status import OrderStatus
 
-PROJECTORS: dict[str, type[Projector]] = {kind.name: kind for kind in (Holds, Cancellations, OrderStatus)}
+PROJECTORS: dict[str, type[Projector]] = {kind.name: kind for kind in (Holds, Cancellations, OrderStatus, Exceptions)}
 """Every projector by name, in the order `orderlog project` runs them."""
 
 

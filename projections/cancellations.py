@@ -154,7 +154,7 @@ def report(views: ViewStore, *, by: str, since: str | None = None, until: str | 
     """The cancellation figures for a window of event time, `since` <= t < `until` (either
     open): cancellations counted by when they happened, submissions by when they happened."""
     cancelled = views.rows(
-        "SELECT order_id, customer_id, channel, currency, total, cancelled_at, reason, category, stage, "
+        "SELECT order_id, customer_id, channel, currency, total, paid, cancelled_at, reason, category, stage, "
         "minutes_to_cancel, refund_minutes FROM cancellation_orders WHERE cancelled_at IS NOT NULL"
         + _window("cancelled_at", since, until),
         _bounds(since, until),
@@ -261,7 +261,7 @@ def _buckets(cancelled: list[dict[str, Any]]) -> dict[str, int]:
 def _refund_cycle(cancelled: list[dict[str, Any]]) -> dict[str, Any]:
     """Hours from cancellation to the last of the money back, over cancellations that took money."""
     hours = sorted(row["refund_minutes"] / 60 for row in cancelled if row["refund_minutes"] is not None)
-    waiting = sum(1 for row in cancelled if row["refund_minutes"] is None and row["stage"] != Stage.BEFORE_PAYMENT)
+    waiting = sum(1 for row in cancelled if row["refund_minutes"] is None and row["paid"] > 0)
     return {
         "refunded": len(hours),
         "p50": _percentile(hours, 50),

@@ -8,11 +8,16 @@ them live: readers see the old views or the new, never a half-built one.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from typing import Any
 
 from projections.projector import Projector
 from projections.viewstore import ViewStore
+
+LOCK_ATTEMPTS = 600
+LOCK_PAUSE_SECONDS = 0.05
+"""A reader's query holds a view for as long as it runs: the switch waits up to 30 s for a gap."""
 
 
 def live_generation(views: ViewStore, projector: type[Projector]) -> int | None:
@@ -43,6 +48,8 @@ def switch(views: ViewStore, chosen: Sequence[tuple[type[Projector], int]]) -> N
     """Make each (projector, generation) live, all in one transaction; then drop what it replaced."""
     replaced: list[tuple[type[Projector], int]] = []
     with views.transaction() as cursor:
+        if views.postgres:
+            _lock_views(cursor, views, [table.name for projector, _ in chosen for table in projector.tables])
         for projector, generation in chosen:
             cursor.execute(
                 "SELECT generation FROM view_generations WHERE projector = ? AND live = 1", (projector.name,)
@@ -51,6 +58,26 @@ def switch(views: ViewStore, chosen: Sequence[tuple[type[Projector], int]]) -> N
             _point_at(cursor, projector, generation)
     for projector, generation in replaced:
         drop(views, projector, generation)
+
+
+def _lock_views(cursor: Any, views: ViewStore, names: list[str]) -> None:
+    """PostgreSQL: every SQL view about to be replaced, locked at once or not at all (NOWAIT,
+    retried), so that the switch never waits for one while holding another that a reader
+    waits for (a deadlock PostgreSQL would end by killing one of them)."""
+    existing = [name for name in names if views.has(name)]
+    if not existing:
+        return
+    for attempt in range(LOCK_ATTEMPTS):
+        try:
+            cursor.execute("SAVEPOINT lock_views")
+            cursor.execute(f"LOCK TABLE {', '.join(existing)} IN ACCESS EXCLUSIVE MODE NOWAIT")
+            cursor.execute("RELEASE SAVEPOINT lock_views")
+            return
+        except Exception as error:  # psycopg's LockNotAvailable (psycopg is an extra)
+            if type(error).__name__ != "LockNotAvailable" or attempt == LOCK_ATTEMPTS - 1:
+                raise
+            cursor.execute("ROLLBACK TO SAVEPOINT lock_views")
+            time.sleep(LOCK_PAUSE_SECONDS)
 
 
 def _create(cursor: Any, views: ViewStore, projector: type[Projector], *, until: str | None) -> int:

@@ -30,9 +30,12 @@ BY_SKU = Table(
         integer("dispatched_since_count"),
         integer("on_hand"),
         integer("available"),
+        text("oversold_since"),
+        text("oversold_event"),
     ),
     ("sku",),
-    "per SKU: held by open orders, the last count, on hand and available (NULL until first counted)",
+    "per SKU: held by open orders, the last count, on hand and available (NULL until first counted); "
+    "since when (event time) and by which record it is oversold",
 )
 BY_ORDER = Table(
     "holds_by_order",
@@ -45,11 +48,22 @@ DISPATCHES = Table(
     (text("sku"), text("event_id"), text("occurred_at"), integer("qty")),
     ("sku", "event_id"),
     "working table: dispatches later (event time) than their SKU's last count",
+    working=True,
 )
 
-HELD, COUNTED, COUNTED_AT, COUNTED_EVENT, SINCE, ON_HAND, AVAILABLE = (
+HELD, COUNTED, COUNTED_AT, COUNTED_EVENT, SINCE, ON_HAND, AVAILABLE, OVERSOLD_SINCE, OVERSOLD_EVENT = (
     BY_SKU.index(name)
-    for name in ("held", "counted", "counted_at", "counted_event", "dispatched_since_count", "on_hand", "available")
+    for name in (
+        "held",
+        "counted",
+        "counted_at",
+        "counted_event",
+        "dispatched_since_count",
+        "on_hand",
+        "available",
+        "oversold_since",
+        "oversold_event",
+    )
 )
 ORDERED, ORDER_HELD, DISPATCHED, RELEASED = (
     BY_ORDER.index(name) for name in ("ordered", "held", "dispatched", "released")
@@ -69,13 +83,13 @@ class Holds(Projector):
             row = holds.setdefault((record.key, sku), [record.key, sku, 0, 0, 0, 0])
             row[ORDERED] += qty
             row[ORDER_HELD] += qty
-            self._hold(sku, qty)
+            self._hold(sku, qty, record)
 
     def on_OrderCancelled(self, record: Record) -> None:
         for row in self.entity(BY_ORDER, record.key).values():
             released, row[ORDER_HELD] = row[ORDER_HELD], 0
             row[RELEASED] += released
-            self._hold(row[1], -released)
+            self._hold(row[1], -released, record)
 
     def on_ShipmentDispatched(self, record: Record) -> None:
         holds = self.entity(BY_ORDER, record.key)
@@ -85,7 +99,7 @@ class Holds(Projector):
             converted = min(qty, row[ORDER_HELD])
             row[ORDER_HELD] -= converted
             row[DISPATCHED] += qty
-            self._hold(sku, -converted)
+            self._hold(sku, -converted, record)
             self._dispatched(sku, record, qty)
 
     def on_StockCounted(self, record: Record) -> None:
@@ -101,12 +115,12 @@ class Holds(Projector):
             if dispatch[AT] <= record.occurred_at:  # counted already
                 self.delete(DISPATCHES, record.key, key)
         sku[SINCE] = sum(dispatch[QTY] for dispatch in dispatches.values())
-        _settle(sku)
+        _settle(sku, record)
 
-    def _hold(self, sku: str, qty: int) -> None:
+    def _hold(self, sku: str, qty: int, record: Record) -> None:
         row = self._sku(sku)
         row[HELD] += qty
-        _settle(row)
+        _settle(row, record)
 
     def _dispatched(self, sku: str, record: Record, qty: int) -> None:
         row = self._sku(sku)
@@ -117,22 +131,27 @@ class Holds(Projector):
         )
         dispatch[QTY] += qty
         row[SINCE] += qty
-        _settle(row)
+        _settle(row, record)
 
     def _sku(self, sku: str) -> list[Any]:
         rows = self.entity(BY_SKU, sku)
         row = rows.get((sku,))
         if row is None:
-            row = rows[(sku,)] = [sku, 0, None, None, None, 0, None, None]
+            row = rows[(sku,)] = [sku, 0, None, None, None, 0, None, None, None, None]
         return row
 
 
-def _settle(row: list[Any]) -> None:
-    """On hand and available follow from the count, the dispatches since and the holds."""
+def _settle(row: list[Any], record: Record) -> None:
+    """On hand and available follow from the count, the dispatches since and the holds; the
+    record that takes available below zero marks the SKU oversold (the queue's OVERSOLD)."""
     if row[COUNTED] is None:
         return
     row[ON_HAND] = row[COUNTED] - row[SINCE]
     row[AVAILABLE] = row[ON_HAND] - row[HELD]
+    if row[AVAILABLE] < 0 and row[OVERSOLD_SINCE] is None:
+        row[OVERSOLD_SINCE], row[OVERSOLD_EVENT] = record.occurred_at, record.event_id
+    elif row[AVAILABLE] >= 0:
+        row[OVERSOLD_SINCE] = row[OVERSOLD_EVENT] = None
 
 
 def report(views: ViewStore, *, sku: str | None = None, order_id: str | None = None) -> dict[str, list[dict[str, Any]]]:

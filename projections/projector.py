@@ -77,6 +77,11 @@ class Projector:
             rows = cache[ident] = {tuple(row[:width]): list(row) for row in stored}
         return rows
 
+    def entity_rows(self, table: Table) -> list[list[Any]]:
+        """The rows of every entity changed since the last commit."""
+        cache = self._cache[table.name]
+        return [row for ident in self._dirty[table.name] for row in cache[ident].values()]
+
     def delete(self, table: Table, ident: Any, key: tuple[Any, ...]) -> None:
         if self.entity(table, ident).pop(key, None) is not None:
             self._deleted[table.name].append(key)
@@ -85,12 +90,19 @@ class Projector:
 
     def changes(self) -> list[tuple[Table, list[tuple[Any, ...]], list[list[Any]]]]:
         """(table, keys to delete, rows to write) for every table changed since the last commit."""
-        found = []
-        for table in self.tables:
-            cache = self._cache[table.name]
-            rows = [row for ident in self._dirty[table.name] for row in cache[ident].values()]
-            found.append((table, self._deleted[table.name], rows))
-        return found
+        return [(table, self._deleted[table.name], self.entity_rows(table)) for table in self.tables]
+
+    def prepare(self) -> None:
+        """Before the batch's commit: work that depends on the whole batch (the queue's clock)."""
+
+    def take_commands(self, *, caught_up: bool) -> list[Any]:
+        """Records the projector asks the engine to make (the queue's payment timeouts), once
+        it has `caught_up` with its source."""
+        return []
+
+    def scan(self, table: Table, where: str, parameters: tuple[Any, ...]) -> list[tuple[Any, ...]]:
+        """Stored rows of `table` matching `where` (set by the runner; nothing before it is)."""
+        return []
 
     def committed(self) -> None:
         """The changes are stored: start the next batch; empty the cache if it grew too big."""

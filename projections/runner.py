@@ -77,10 +77,13 @@ class Runner:
         projectors: Sequence[type[Projector]],
         *,
         build: dict[str, int] | None = None,
+        commands: Callable[[list[Any]], None] | None = None,
     ):
         """Runs `projectors` on their live generations, or on the generations named in `build`
-        (a replay's, not yet live)."""
+        (a replay's, not yet live). `commands` records what projectors ask the engine to record
+        (the queue's payment timeouts); without it (a replay) nothing is asked."""
         self._views = views
+        self._commands = commands
         self.lanes = [self._lane(kind, (build or {}).get(kind.name)) for kind in projectors]
 
     def run(
@@ -107,6 +110,7 @@ class Runner:
     def apply(self, batch: Batch) -> None:
         for lane in self.lanes:
             self._fold(lane, batch)
+            lane.projector.prepare()
         try:
             self._commit(batch)
         except (PositionTaken, GenerationSwitched) as reason:  # another runner got there first
@@ -118,6 +122,9 @@ class Runner:
         else:
             for lane in self.lanes:
                 lane.projector.committed()
+                commands = lane.projector.take_commands(caught_up=batch.caught_up)
+                if commands and self._commands is not None:
+                    self._commands(commands)
 
     def reports(self, source: Source | None) -> list[ProjectorReport]:
         return [
@@ -154,7 +161,11 @@ class Runner:
                     cursor.executemany(table.delete(lane.generation), deleted)
                     cursor.executemany(table.upsert(lane.generation), rows)
                 moved = [(name, end) for name, end in batch.ends.items() if end > lane.positions[name]]
-                self._views.record_positions(cursor, [Tracking(lane.tracking_name(name), end) for name, end in moved])
+                self._views.record_positions(
+                    cursor,
+                    [Tracking(lane.tracking_name(name), end) for name, end in moved],
+                    [lane.positions[name] for name, _end in moved],
+                )
                 cursor.execute(
                     "UPDATE view_generations SET watermark = ? WHERE projector = ? AND generation = ?",
                     (lane.projector.watermark, lane.name, lane.generation),
@@ -179,6 +190,7 @@ class Runner:
         live = generation is None
         chosen = generations.ensure_live(self._views, kind) if generation is None else generation
         projector = kind(self._fetcher(chosen), empty=self._empty(kind, chosen))
+        projector.scan = self._scanner(chosen)  # type: ignore[method-assign]
         projector.watermark = generations.watermark(self._views, kind, chosen)
         return Lane(projector, chosen, live, generations.until_of(self._views, kind, chosen))
 
@@ -192,6 +204,14 @@ class Runner:
         return all(
             not self._views.query(f"SELECT 1 FROM {table.physical(generation)} LIMIT 1") for table in kind.tables
         )
+
+    def _scanner(self, generation: int) -> Callable[[Any, str, tuple[Any, ...]], list[tuple[Any, ...]]]:
+        def scan(table: Any, where: str, parameters: tuple[Any, ...]) -> list[tuple[Any, ...]]:
+            return self._views.query(
+                f"SELECT {', '.join(table.names)} FROM {table.physical(generation)} WHERE {where}", parameters
+            )
+
+        return scan
 
     def _fetcher(self, generation: int) -> Callable[[Any, Any], list[tuple[Any, ...]]]:
         def fetch(table: Any, ident: Any) -> list[tuple[Any, ...]]:

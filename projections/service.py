@@ -20,6 +20,7 @@ from projections.viewstore import ViewStore
 if TYPE_CHECKING:
     from orderlog.application import OrderLog
     from orderlog.config import Config
+    from orderlog.domain.envelope import Upstream
 
 
 def open_views(location: StoreLocation) -> ViewStore:
@@ -62,9 +63,22 @@ def project(
     follow: bool,
     should_stop: Callable[[], bool] = lambda: False,
     progress: Callable[[int], None] = lambda _read: None,
+    engine: OrderLog | None = None,
 ) -> list[ProjectorReport]:
-    """Brings the live views up to date with the source (and keeps them so, following)."""
-    return Runner(views, kinds).run(source, follow=follow, should_stop=should_stop, progress=progress)
+    """Brings the live views up to date with the source (and keeps them so, following).
+    With `engine` (a writer), the queue's payment-timeout cancellations are recorded in it."""
+    commands = None if engine is None else (lambda upstreams: record_decisions(engine, upstreams))
+    runner = Runner(views, kinds, commands=commands)
+    return runner.run(source, follow=follow, should_stop=should_stop, progress=progress)
+
+
+def record_decisions(engine: OrderLog, upstreams: list[Upstream]) -> None:
+    """The engine's own decisions (cancellations for payment timeouts), each recorded once: a
+    second one with the same event id is a duplicate the order refuses to count."""
+    from orderlog.domain.order import Order
+
+    for upstream in upstreams:
+        engine.record_own(Order, upstream)
 
 
 @dataclass

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
-from eventsourcing.persistence import IntegrityError, Tracking
+from eventsourcing.persistence import IntegrityError, PersistenceError, Tracking
 from eventsourcing.sqlite import SQLiteDatastore, SQLiteTrackingRecorder
 
 from orderlog.store.location import SQLITE_LOCK_TIMEOUT_SECONDS, StoreLocation
@@ -71,6 +71,8 @@ class Table:
     columns: tuple[Column, ...]
     key: tuple[str, ...]
     doc: str
+    working: bool = False
+    """The projector's own bookkeeping (facts it folds from), not a view people read."""
 
     def physical(self, generation: int) -> str:
         return f"{self.name}_g{generation}"
@@ -177,14 +179,15 @@ class ViewStore:
             try:
                 with self._transaction(commit=False) as cursor:
                     cursor.execute("SET TRANSACTION READ ONLY")
-                    cursor.execute(statement)
+                    cursor.execute(statement, prepare=True)  # one statement: no `COMMIT; DELETE ...`
                     return [dict(row) for row in cursor.fetchall()] if cursor.description else []
-            except psycopg.Error as error:
+            except (psycopg.Error, PersistenceError) as error:
                 raise ViewQueryError(f"query refused: {' '.join(str(error).split())}") from None
         connection = sqlite3.connect(self.read_only_uri(), uri=True)
         try:
             connection.row_factory = sqlite3.Row
             connection.execute("PRAGMA query_only = 1")
+            connection.setlimit(sqlite3.SQLITE_LIMIT_ATTACHED, 0)  # no ATTACH: it would create files
             return [dict(row) for row in connection.execute(statement).fetchall()]
         except sqlite3.Error as error:
             raise ViewQueryError(f"query refused: {' '.join(str(error).split())}") from None
@@ -214,8 +217,14 @@ class ViewStore:
             found = self.query("SELECT 1 FROM sqlite_master WHERE type = 'view' AND name = ?", (view,))
         return bool(found)
 
-    def record_positions(self, cursor: Any, positions: Sequence[Tracking]) -> None:
-        """Inside the batch's transaction; PositionTaken if one was recorded before."""
+    def record_positions(self, cursor: Any, positions: Sequence[Tracking], read_from: Sequence[int] = ()) -> None:
+        """Inside the batch's transaction; PositionTaken if one was recorded before, or if the
+        position stored is not the one the batch was read from (`read_from`, one per position):
+        another runner moved on meanwhile, and part of this batch may be folded already."""
+        for position, start in zip(positions, read_from, strict=False):
+            stored = self.tracking._max_tracking_id(position.application_name, cursor.raw) or 0
+            if stored != start:
+                raise PositionTaken(f"{position.application_name} is at {stored}, not {start}: another runner moved it")
         for position in positions:
             try:
                 self.tracking._insert_tracking(cursor.raw, position)

@@ -21,7 +21,7 @@ from eventsourcing.persistence import PersistenceError
 
 from orderlog.application import OrderNotFound
 from orderlog.audit import AuditError
-from orderlog.cli import audit, customers, kafka, keys, orders, publish, sources, store, traffic, views
+from orderlog.cli import audit, customers, kafka, keys, orders, publish, queue, sources, store, traffic, views
 from orderlog.cli.common import cli, echo
 from orderlog.config import debug_requested
 from orderlog.domain.envelope import InvalidEvent
@@ -38,7 +38,7 @@ from orderlog.store.location import StoreError
 from projections import UnknownProjector
 from projections.viewstore import ViewQueryError
 
-COMMAND_GROUPS = (audit, customers, kafka, keys, orders, publish, sources, store, traffic, views)
+COMMAND_GROUPS = (audit, customers, kafka, keys, orders, publish, queue, sources, store, traffic, views)
 """Imported for what they register on `cli`."""
 
 EXPECTED_ERRORS: tuple[type[Exception], ...] = (

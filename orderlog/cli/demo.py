@@ -92,7 +92,7 @@ def _views(run: DemoRun, app: OrderLog) -> None:
         reports = project(views, kinds, LogSource(app.log_reader), follow=False)
         run.say("")
         run.say(
-            f"views ({views.location.label}), brought up to date: {reports[0].folded:,} new record(s) folded by each of "
+            f"views ({views.location.label}), up to date: {reports[0].folded:,} new record(s) folded by each of "
             f"{', '.join(PROJECTORS)} in {time.perf_counter() - started:.1f} s (orderlog project):"
         )
         run.say(f"  holds          {holds.headline(views)}")

@@ -25,6 +25,7 @@ from orderlog.store.location import StoreError, parse_store_url
 from projections import PROJECTORS, UnknownProjector, chosen, holds
 from projections import cancellations as cancellation_view
 from projections import status as status_view
+from projections.exceptions import Exceptions
 from projections.service import group_of, open_views, project, replay, source_for, until_location
 from projections.sources import LogSource
 from projections.viewstore import ViewStore
@@ -101,7 +102,10 @@ def project_command(names: tuple[str, ...], follow: bool, source: str | None) ->
                 last[0] = time.monotonic()
                 echo(" | ".join(str(report) for report in _lags(views, kinds, records)), err=True)
 
-        reports = project(views, kinds, records, follow=follow, should_stop=interrupted, progress=report_lag)
+        engine = opened(writing=True) if Exceptions in kinds else None  # records the queue's payment timeouts
+        reports = project(
+            views, kinds, records, follow=follow, should_stop=interrupted, progress=report_lag, engine=engine
+        )
     for report in reports:
         echo(str(report))
 

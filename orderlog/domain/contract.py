@@ -238,6 +238,27 @@ class ConflictRecorded(Contract):
     """The conflicting fact's data as canonical JSON."""
 
 
+class ExceptionAcknowledged(Contract):
+    """A person took an exception of the queue on (`orderlog exceptions ack`); the actor is who."""
+
+    exception_id: str
+    code: str
+    note: FreeText = ""
+
+
+class ExceptionResolved(Contract):
+    """A person resolved an exception of the queue, saying how (`orderlog exceptions resolve`)."""
+
+    exception_id: str
+    code: str
+    note: FreeText
+
+
+class ClockTicked(Contract):
+    """`orderlog tick`: time passed with no event to say so (a quiet night); the queue's
+    deadlines see it, in a replay as live."""
+
+
 class CustomerErased(Contract):
     reason: Text
     keys_destroyed: Count
@@ -273,6 +294,7 @@ STREAM_KEYS = {
     "sku": "sku",
     "customer": "customer_id",
     "source": "source_name",
+    "clock": "clock",
 }
 """Each stream kind and the envelope field that names one stream of it."""
 
@@ -330,6 +352,9 @@ EVENT_TYPES: dict[str, EventType] = {
         EventType("StockCounted", StockCounted, "sku", Kind.FACT),
         EventType("RequestRefused", RequestRefused, "order", Kind.RECORD, upstream=False),
         EventType("ConflictRecorded", ConflictRecorded, "order", Kind.RECORD, upstream=False),
+        EventType("ExceptionAcknowledged", ExceptionAcknowledged, "order", Kind.RECORD, upstream=False),
+        EventType("ExceptionResolved", ExceptionResolved, "order", Kind.RECORD, upstream=False),
+        EventType("ClockTicked", ClockTicked, "clock", Kind.RECORD, upstream=False),
         EventType("CustomerErased", CustomerErased, "customer", Kind.RECORD, upstream=False),
         EventType("SourceRegistered", SourceRegistered, "source", Kind.RECORD, upstream=False),
         EventType("SourceRevoked", SourceRevoked, "source", Kind.RECORD, upstream=False),

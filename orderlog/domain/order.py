@@ -251,6 +251,12 @@ class Order(StreamAggregate):
     def on_ConflictRecorded(self, record: Record) -> None:
         self.conflicts += 1
 
+    def on_ExceptionAcknowledged(self, record: Record) -> None:
+        """A person's action on the exception queue: part of the history, no figure changes."""
+
+    def on_ExceptionResolved(self, record: Record) -> None:
+        """A person's action on the exception queue: part of the history, no figure changes."""
+
     def _line(self, sku: str) -> Line:
         """The order's line for `sku`; an SKU never ordered gets a line of quantity 0,
         so that an over-shipment shows in the figures instead of vanishing."""

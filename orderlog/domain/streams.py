@@ -1,5 +1,6 @@
 """Which aggregate holds which stream kind: every aggregate, registered as it is defined."""
 
+from orderlog.domain.clock import Clock
 from orderlog.domain.customer import Customer
 from orderlog.domain.order import Order
 from orderlog.domain.sku import Sku
@@ -7,6 +8,6 @@ from orderlog.domain.source import Source
 from orderlog.domain.stream import StreamAggregate
 
 STREAMS: dict[str, type[StreamAggregate]] = StreamAggregate.by_stream
-"""stream kind -> aggregate: `order` Order, `sku` Sku, `customer` Customer, `source` Source."""
+"""stream kind -> aggregate: `order` Order, `sku` Sku, `customer` Customer, `source` Source, `clock` Clock."""
 
-__all__ = ["STREAMS", "Customer", "Order", "Sku", "Source"]
+__all__ = ["STREAMS", "Clock", "Customer", "Order", "Sku", "Source"]

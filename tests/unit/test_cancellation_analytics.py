@@ -177,11 +177,6 @@ def test_refund_cycle_nearest_rank_percentiles(scene: Scene) -> None:
     assert (cycle["refunded"], cycle["p50"], cycle["p90"]) == (3, 2.0, 10.0)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG projections/cancellations.py _refund_cycle: an order cancelled while awaiting "
-    "confirmation took no money, yet counts as not refunded (only BEFORE_PAYMENT is excluded)",
-)
 def test_not_refunded_counts_only_cancelled_orders_that_took_money(scene: Scene) -> None:
     # SO-7 paid 500 and never got it back; SO-1 and SO-4 (awaiting confirmation) took nothing
     assert report(scene)["refund_cycle_hours"]["not_refunded"] == 1

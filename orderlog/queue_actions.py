@@ -1,0 +1,66 @@
+"""People's actions on the exception queue, and the clock's tick: each recorded in the store.
+
+An acknowledgement or a resolution is an event on the order's stream (who, when, the note),
+so it is part of the order's history, on Kafka, and in every rebuilt queue. A tick is an
+event on the clock stream, so a replay sees time pass where the live run did.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from pydantic import ValidationError
+
+from orderlog.domain.clock import CLOCK, Clock
+from orderlog.domain.contract import ENGINE_SOURCE, EVENT_TYPES
+from orderlog.domain.engine import own_record
+from orderlog.domain.envelope import Upstream
+from orderlog.domain.order import Order
+from orderlog.domain.stream import Outcome
+
+if TYPE_CHECKING:
+    from orderlog.application import OrderLog
+
+
+class QueueActionError(ValueError):
+    """An action the queue cannot take: named in one line."""
+
+
+def act_on_exception(app: OrderLog, action: str, exception: dict[str, Any], by: str, note: str) -> None:
+    """Records `action` (ExceptionAcknowledged or ExceptionResolved) by `by` on the exception's order."""
+    if not by.strip():
+        raise QueueActionError("--by must name who acts (a person or a team)")
+    data = {"exception_id": exception["exception_id"], "code": exception["code"], "note": note}
+    _check(action, data)
+    app.record_own(Order, own_record(action, exception["order_id"], data, by.strip()))
+
+
+def tick(app: OrderLog, now: str, by: str | None) -> None:
+    """Moves the queue's clock to `now` (event time), if that is later than the last tick."""
+    upstream = Upstream(
+        type="ClockTicked",
+        key=CLOCK,
+        event_id=f"{ENGINE_SOURCE}/tick/{now}",
+        occurred_at=now,
+        source=ENGINE_SOURCE,
+        actor=by,
+        correlation_id=None,
+        data={},
+    )
+    clock = app.stream(Clock, CLOCK)
+    if clock is not None:
+        decision = clock.handle(upstream)
+        if decision.outcome is not Outcome.ACCEPTED:
+            raise QueueActionError(decision.reason or f"a tick at {now} was recorded already")
+        app.save_events(clock.collect_events())
+        return
+    app.record_own(Clock, upstream)
+
+
+def _check(action: str, data: dict[str, Any]) -> None:
+    try:
+        EVENT_TYPES[action].data.model_validate(data)
+    except ValidationError as error:
+        problem = error.errors()[0]
+        where = ".".join(str(part) for part in problem["loc"]) or "data"
+        raise QueueActionError(f"{where}: {problem['msg']}") from None

@@ -1,0 +1,445 @@
+"""The exception queue: every exception the rules (orderlog.domain.exceptions) find, with its
+owner, due time and status, and the engine's payment-timeout cancellations.
+
+Per order the projector keeps its facts (what happened, when) and, after each batch,
+re-evaluates the orders that changed and those whose next deadline the clock has passed.
+The clock is the watermark: the latest event time folded, moved on by upstream events and
+by `orderlog tick`. A person's acknowledgement or resolution is an event on the order's
+stream, so it is a fact like any other, and the queue rebuilt from the log shows it.
+
+OVERSOLD belongs to a SKU: the holds view keeps it (holds_by_sku.oversold_since), and the
+queue's report lists it beside the orders' exceptions.
+
+Customers' submissions are gathered across partitions (ORDER_VELOCITY), so the queue reads
+the whole topic in one process.
+"""
+
+from __future__ import annotations
+
+import heapq
+import json
+from datetime import datetime, timedelta
+from typing import Any
+
+from orderlog.domain.contract import ENGINE_SOURCE
+from orderlog.domain.envelope import Upstream
+from orderlog.domain.exceptions import (
+    CODES,
+    PAYMENT_TIMEOUT_PREFIX,
+    PAYMENT_TIMEOUT_REASON,
+    Finding,
+    Settings,
+    deadlines,
+    due_at,
+    findings,
+    new_facts,
+    payment_timeout,
+)
+from orderlog.domain.instants import format_instant
+from orderlog.domain.record import Record
+from projections.projector import Fetch, Projector
+from projections.viewstore import Table, ViewStore, integer, text
+
+EXCEPTIONS = Table(
+    "exceptions",
+    (
+        text("order_id"),
+        text("exception_id"),
+        text("code"),
+        text("type"),
+        text("department"),
+        text("severity"),
+        text("subject"),
+        text("detected_at"),
+        text("due_at"),
+        text("status"),
+        text("resolution"),
+        text("resolved_at"),
+        text("resolved_by"),
+        text("note"),
+        text("acknowledged_at"),
+        text("acknowledged_by"),
+        text("caused_by"),
+        text("cleared_by"),
+    ),
+    ("order_id", "exception_id"),
+    "per exception: code, owner, detected and due (event time), status, how and by whom it was resolved",
+)
+FACTS = Table(
+    "exception_facts",
+    (text("order_id"), text("facts"), text("next_deadline")),
+    ("order_id",),
+    "working table: each order's facts as the rules read them, and when it must be looked at again",
+    working=True,
+)
+CUSTOMERS = Table(
+    "exception_customers",
+    (text("customer_id"), text("submissions"), integer("count")),
+    ("customer_id",),
+    "working table: each customer's recent submissions (for ORDER_VELOCITY)",
+    working=True,
+)
+FACTS_COLUMN, DEADLINE_COLUMN = FACTS.index("facts"), FACTS.index("next_deadline")
+DAY = timedelta(hours=24)
+
+
+class Exceptions(Projector):
+    name = "exceptions"
+    tables = (EXCEPTIONS, FACTS, CUSTOMERS)
+    partition_local = False  # a customer's orders are on every partition
+
+    def __init__(self, fetch: Fetch, *, empty: bool):
+        super().__init__(fetch, empty=empty)
+        self.settings = Settings.from_env()
+        self._facts: dict[str, dict[str, Any]] = {}
+        self._touched: set[str] = set()
+        self._deadlines: list[tuple[str, str]] = []
+        self._commands: dict[str, Upstream] = {}
+        self._issued: set[str] = set()
+
+    # ------------------------------------------------------------ folding
+
+    def on_OrderSubmitted(self, record: Record) -> None:
+        data, facts = record.data, self._order(record)
+        lines = data["lines"]
+        facts.update(
+            customer_id=data["customer_id"],
+            submitted=[record.occurred_at, record.event_id],
+            total=data["total"],
+            lines={line["sku"]: line["qty"] for line in lines},
+            lines_value=sum(line["qty"] * line["unit_price"] for line in lines),
+            discount=data["discount"],
+            requires_confirmation=data["requires_confirmation"],
+            address_valid=bool(data["shipping_address"].get("valid", True)),
+        )
+        facts["priced_total"] = facts["lines_value"] + data["shipping_fee"] - data["discount"]
+        self._submitted_by(data["customer_id"], record)
+
+    def on_OrderConfirmed(self, record: Record) -> None:
+        self._order(record)["confirmed"] = [record.occurred_at, record.event_id]
+
+    def on_PaymentCaptured(self, record: Record) -> None:
+        payment = [record.occurred_at, record.event_id, record.data["payment_id"], record.data["amount"]]
+        self._order(record)["payments"].append(payment)
+
+    def on_PaymentFailed(self, record: Record) -> None:
+        self._order(record)["failures"].append([record.occurred_at, record.event_id])
+
+    def on_RefundIssued(self, record: Record) -> None:
+        self._order(record)["refunds"].append([record.occurred_at, record.event_id, record.data["amount"]])
+
+    def on_ShipmentDispatched(self, record: Record) -> None:
+        lines: dict[str, int] = {}
+        for item in record.data["lines"]:
+            lines[item["sku"]] = lines.get(item["sku"], 0) + item["qty"]
+        shipment = [record.occurred_at, record.event_id, record.data["shipment_id"], lines]
+        self._order(record)["dispatches"].append(shipment)
+
+    def on_ShipmentDelivered(self, record: Record) -> None:
+        self._order(record)["deliveries"].setdefault(record.data["shipment_id"], [record.occurred_at, record.event_id])
+
+    def on_DeliveryFailed(self, record: Record) -> None:
+        failure = [record.occurred_at, record.event_id, record.data["shipment_id"]]
+        self._order(record)["delivery_failures"].append(failure)
+
+    def on_OrderCancelled(self, record: Record) -> None:
+        self._order(record)["cancelled"] = [record.occurred_at, record.event_id]
+
+    def on_AddressCorrected(self, record: Record) -> None:
+        facts = self._order(record)
+        if facts["address_fixed"] is None and record.data["shipping_address"].get("valid"):
+            facts["address_fixed"] = [record.occurred_at, record.event_id]
+
+    def on_RequestRefused(self, record: Record) -> None:
+        self._order(record)["refusals"].append([record.occurred_at, record.event_id])
+
+    def on_ConflictRecorded(self, record: Record) -> None:
+        self._order(record)["conflicts"].append([record.occurred_at, record.event_id])
+
+    def on_ExceptionAcknowledged(self, record: Record) -> None:
+        self._act(record, "acknowledged")
+
+    def on_ExceptionResolved(self, record: Record) -> None:
+        self._act(record, "resolved")
+
+    def _act(self, record: Record, kind: str) -> None:
+        action = [kind, record.occurred_at, record.event_id, record.actor, record.data["note"]]
+        self._order(record)["actions"].setdefault(record.data["exception_id"], []).append(action)
+
+    # ------------------------------------------------------------ evaluating, once per batch
+
+    def prepare(self) -> None:
+        """The queue as the facts show it by the clock, for every order that changed or whose
+        deadline the clock has passed; and the payment timeouts that are due."""
+        now = self.watermark
+        while self._deadlines and self._deadlines[0][0] <= now:
+            self._touched.add(heapq.heappop(self._deadlines)[1])
+        stored_due = self.scan(FACTS, "next_deadline <= ?", (now,)) if now else []
+        self._touched.update(row[0] for row in stored_due if row[0] not in self._facts)
+        for order_id in sorted(self._touched):
+            self._evaluate(order_id, now)
+        self._touched = set()
+
+    def take_commands(self, *, caught_up: bool) -> list[Upstream]:
+        """Cancellations the engine is to record, decided only once the queue has caught up
+        with its source (half-way through history, a later record may still show the order
+        paid or cancelled). Each is asked for once per process; the store refuses a second
+        by its event id, so a rebuilt or second queue cannot cancel twice."""
+        if not caught_up:
+            return []
+        commands = []
+        for order_id, command in self._commands.items():
+            facts = self._load(order_id)
+            if facts is not None and payment_timeout(facts, self.settings) is not None:
+                commands.append(command)
+                self._issued.add(order_id)
+        self._commands = {}
+        return commands
+
+    def _evaluate(self, order_id: str, now: str) -> None:
+        facts = self._load(order_id)
+        if facts is None:
+            return
+        rows = self.entity(EXCEPTIONS, order_id)
+        found = {finding.exception_id: finding for finding in findings(facts, now, self.settings)}
+        for key in [key for key in rows if key[1] not in found]:
+            self.delete(EXCEPTIONS, order_id, key)
+        for finding in found.values():
+            rows[(order_id, finding.exception_id)] = self._row(facts, finding)
+        later = [moment for moment in deadlines(facts, self.settings) if moment > now]
+        self.entity(FACTS, order_id)[(order_id,)][DEADLINE_COLUMN] = min(later, default=None)
+        for moment in later:
+            heapq.heappush(self._deadlines, (moment, order_id))
+        self._time_out(facts, now)
+
+    def _time_out(self, facts: dict[str, Any], now: str) -> None:
+        deadline = payment_timeout(facts, self.settings)
+        order_id = facts["order_id"]
+        if deadline is None or deadline > now or order_id in self._issued:
+            return
+        self._commands[order_id] = payment_timeout_cancellation(order_id, deadline)
+
+    def _row(self, facts: dict[str, Any], finding: Finding) -> list[Any]:
+        code = CODES[finding.code]
+        actions = facts["actions"].get(finding.exception_id, [])
+        acked = next((action for action in actions if action[0] == "acknowledged"), None)
+        resolved = next((action for action in actions if action[0] == "resolved"), None)
+        status, resolution, resolved_at, resolved_by, note = "open", None, None, None, None
+        if acked is not None:
+            status = "acknowledged"
+        if finding.cleared_at is not None and (resolved is None or finding.cleared_at <= resolved[1]):
+            status, resolution, resolved_at = "resolved", "automatic", finding.cleared_at
+        elif resolved is not None:
+            status, resolution, resolved_at, resolved_by, note = (
+                "resolved",
+                "person",
+                resolved[1],
+                resolved[3],
+                resolved[4],
+            )
+        subject = (
+            f"customer {facts['customer_id']}" if finding.code == "ORDER_VELOCITY" else f"order {facts['order_id']}"
+        )
+        return [
+            facts["order_id"],
+            finding.exception_id,
+            finding.code,
+            code.type,
+            str(code.department),
+            code.severity,
+            subject,
+            finding.detected_at,
+            due_at(finding.detected_at, finding.code, self.settings),
+            status,
+            resolution,
+            resolved_at,
+            resolved_by,
+            note if note is not None else (acked[4] if acked else None),
+            acked[1] if acked else None,
+            acked[3] if acked else None,
+            json.dumps(list(finding.caused_by)),
+            finding.cleared_by,
+        ]
+
+    # ------------------------------------------------------------ facts in memory, rows in the database
+
+    def _order(self, record: Record) -> dict[str, Any]:
+        facts = self._load(record.key)
+        if facts is None:
+            facts = self._facts[record.key] = new_facts(record.key)
+        self._touched.add(record.key)
+        self.entity(FACTS, record.key)[(record.key,)] = [record.key, "", None]  # serialised at commit
+        return facts
+
+    def _load(self, order_id: str) -> dict[str, Any] | None:
+        facts = self._facts.get(order_id)
+        if facts is None:
+            stored = self.peek(FACTS, order_id).get((order_id,))
+            if stored is None or not stored[FACTS_COLUMN]:
+                return None
+            facts = self._facts[order_id] = json.loads(stored[FACTS_COLUMN])
+        return facts
+
+    def changes(self) -> list[tuple[Table, list[tuple[Any, ...]], list[list[Any]]]]:
+        for row in self.entity_rows(FACTS):
+            row[FACTS_COLUMN] = json.dumps(self._facts[row[0]], separators=(",", ":"))
+        return super().changes()
+
+    def committed(self) -> None:
+        super().committed()
+        if len(self._facts) > 50_000:
+            self._facts = {}
+
+    def forget(self) -> None:
+        super().forget()
+        self._facts, self._touched, self._deadlines, self._commands = {}, set(), [], {}
+
+    # ------------------------------------------------------------ customers (ORDER_VELOCITY)
+
+    def _submitted_by(self, customer_id: str, record: Record) -> None:
+        """Re-counts the customer's submissions around this one; an order is flagged when more
+        than the limit fall in the 24 h up to and including it (event time)."""
+        rows = self.entity(CUSTOMERS, customer_id)
+        row = rows.setdefault((customer_id,), [customer_id, "[]", 0])
+        submissions = sorted([*json.loads(row[1]), [record.occurred_at, record.key]])
+        horizon = _shifted(self.watermark or record.occurred_at, -2 * DAY)
+        submissions = [entry for entry in submissions if entry[0] >= horizon or entry[1] == record.key]
+        row[1], row[2] = json.dumps(submissions, separators=(",", ":")), len(submissions)
+        reach = _shifted(record.occurred_at, DAY)
+        for at, order_id in submissions:
+            if record.occurred_at <= at <= reach:
+                within = sum(1 for other, _ in submissions if _shifted(at, -DAY) < other <= at)
+                self._flag(order_id, within > self.settings.velocity_limit)
+
+    def _flag(self, order_id: str, flagged: bool) -> None:
+        facts = self._load(order_id)
+        if facts is None or bool(facts["velocity"]) == flagged:
+            return
+        facts["velocity"] = flagged
+        self._touched.add(order_id)
+        self.entity(FACTS, order_id)[(order_id,)] = [order_id, "", None]
+
+
+def payment_timeout_cancellation(order_id: str, deadline: str) -> Upstream:
+    """The engine's cancellation of an order left unpaid past its deadline, at the deadline."""
+    return Upstream(
+        type="OrderCancelled",
+        key=order_id,
+        event_id=f"{PAYMENT_TIMEOUT_PREFIX}{order_id}",
+        occurred_at=deadline,
+        source=ENGINE_SOURCE,
+        actor=None,
+        correlation_id=None,
+        data={"reason_code": PAYMENT_TIMEOUT_REASON, "initiated_by": "system", "note": ""},
+    )
+
+
+def _shifted(instant: str, delta: timedelta) -> str:
+    return format_instant(datetime.fromisoformat(instant) + delta)
+
+
+STATUSES = {
+    "open": ("open",),
+    "acknowledged": ("acknowledged",),
+    "resolved": ("resolved",),
+    "active": ("open", "acknowledged"),
+    "all": ("open", "acknowledged", "resolved"),
+}
+"""What `exceptions list --status` selects; `active` (open or acknowledged) is what people work."""
+
+
+def clock(views: ViewStore) -> str:
+    """The queue's clock: the latest event time its live generation has folded."""
+    rows = views.query("SELECT watermark FROM view_generations WHERE projector = ? AND live = 1", (Exceptions.name,))
+    return str(rows[0][0]) if rows and rows[0][0] else ""
+
+
+def queue(
+    views: ViewStore,
+    *,
+    status: str = "active",
+    code: str | None = None,
+    kind: str | None = None,
+    department: str | None = None,
+    overdue: bool = False,
+) -> list[dict[str, Any]]:
+    """The queue, overdue first, then by due time: the orders' exceptions, and the SKUs oversold."""
+    now = clock(views)
+    items = _order_exceptions(views, STATUSES[status]) + _oversold(views, STATUSES[status])
+    chosen = [
+        {**item, "overdue": item["status"] != "resolved" and bool(now) and item["due_at"] < now}
+        for item in items
+        if (code is None or item["code"] == code)
+        and (kind is None or item["type"] == kind)
+        and (department is None or item["department"] == department)
+    ]
+    if overdue:
+        chosen = [item for item in chosen if item["overdue"]]
+    return sorted(chosen, key=lambda item: (not item["overdue"], item["due_at"], item["exception_id"]))
+
+
+def one(views: ViewStore, exception_id: str) -> dict[str, Any] | None:
+    found = [item for item in queue(views, status="all") if item["exception_id"] == exception_id]
+    return found[0] if found else None
+
+
+def by_department(views: ViewStore) -> list[dict[str, Any]]:
+    """Open (and acknowledged) exceptions per department, with how many are overdue."""
+    counts: dict[str, dict[str, Any]] = {}
+    for item in queue(views):
+        row = counts.setdefault(item["department"], {"department": item["department"], "active": 0, "overdue": 0})
+        row["active"] += 1
+        row["overdue"] += int(item["overdue"])
+    return sorted(counts.values(), key=lambda row: (-row["overdue"], -row["active"], row["department"]))
+
+
+def _order_exceptions(views: ViewStore, statuses: tuple[str, ...]) -> list[dict[str, Any]]:
+    if not views.has(EXCEPTIONS.name):
+        return []
+    chosen = ", ".join("?" * len(statuses))
+    rows = views.rows(
+        f"SELECT {', '.join(EXCEPTIONS.names)} FROM {EXCEPTIONS.name} WHERE status IN ({chosen})", statuses
+    )
+    for row in rows:
+        row["caused_by"] = json.loads(row["caused_by"])
+    return rows
+
+
+def _oversold(views: ViewStore, statuses: tuple[str, ...]) -> list[dict[str, Any]]:
+    """OVERSOLD, from the holds view: open while available < 0 (it has no history of its own)."""
+    if "open" not in statuses or not views.has("holds_by_sku"):
+        return []
+    settings = Settings.from_env()
+    code = CODES["OVERSOLD"]
+    rows = views.rows("SELECT sku, available, oversold_since, oversold_event FROM holds_by_sku WHERE available < 0")
+    return [
+        {
+            "order_id": None,
+            "exception_id": f"OVERSOLD:{row['sku']}",
+            "code": "OVERSOLD",
+            "type": code.type,
+            "department": str(code.department),
+            "severity": code.severity,
+            "subject": f"sku {row['sku']} (available {row['available']})",
+            "detected_at": row["oversold_since"],
+            "due_at": due_at(row["oversold_since"], "OVERSOLD", settings),
+            "status": "open",
+            "resolution": None,
+            "resolved_at": None,
+            "resolved_by": None,
+            "note": None,
+            "acknowledged_at": None,
+            "acknowledged_by": None,
+            "caused_by": [row["oversold_event"]],
+            "cleared_by": None,
+        }
+        for row in rows
+    ]
+
+
+def headline(views: ViewStore) -> str:
+    departments = by_department(views)
+    if not departments:
+        return "no open exceptions"
+    parts = [f"{row['department']} {row['active']:,} ({row['overdue']:,} overdue)" for row in departments]
+    return f"open by department: {', '.join(parts)}"
