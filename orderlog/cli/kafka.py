@@ -62,7 +62,8 @@ def send(source: IO[bytes]) -> None:
 
 @cli.command()
 @FOLLOW_OPTION
-def relay(follow: bool) -> None:
+@click.option("--max-rate", type=click.IntRange(1), metavar="N", help="records per second at most (default: no limit)")
+def relay(follow: bool, max_rate: int | None) -> None:
     """Put every stored record on orderlog.events, exactly once, in store order per stream.
 
     Resumes after any crash from what is on the topic. Reports the lag (records stored but
@@ -71,7 +72,7 @@ def relay(follow: bool) -> None:
     config = kafka_config()
     app = opened()
     with interruptible("the messages in flight are delivered") as interrupted:
-        worker = Relay(app, config, schema_ids(config.schema_registry, config.topic("events")))
+        worker = Relay(app, config, schema_ids(config.schema_registry, config.topic("events")), max_rate=max_rate)
         report = worker.run(follow=follow, should_stop=interrupted, progress=lambda r: echo(f"relay: {r}", err=True))
     echo(str(report))
 

@@ -56,8 +56,12 @@ class RelayReport:
 
 
 class Relay:
-    def __init__(self, app: OrderLog, config: Config, ids: SchemaIds):
+    def __init__(self, app: OrderLog, config: Config, ids: SchemaIds, *, max_rate: int | None = None):
+        """`max_rate`: records per second at most (catching up on a long log without flooding
+        a shared cluster); None: as fast as the broker takes them."""
         self._app = app
+        self._max_rate = max_rate
+        self._started = time.monotonic()
         self._ids = ids
         self.topic = config.topic("events")
         self._producer = producer(config)
@@ -110,6 +114,10 @@ class Relay:
         self.report.relayed += 1
         if self.report.relayed % POLL_EVERY == 0:
             self._producer.poll(0)  # delivery reports
+        if self._max_rate is not None:
+            ahead = self.report.relayed / self._max_rate - (time.monotonic() - self._started)
+            if ahead > 0:
+                self._producer.poll(ahead)  # waits, serving delivery reports meanwhile
 
     def _delivered(self, error: Any, _message: Any) -> None:
         self._in_flight -= 1
