@@ -24,7 +24,7 @@ from orderlog.presentation import record_view
 from orderlog.simulate import simulate
 from orderlog.sources.signing import public_key_path, write_key_pair
 from orderlog.store.location import DEFAULT_STORE
-from projections import PROJECTORS, cancellations, holds, status
+from projections import PROJECTORS, cancellations, exceptions, holds, status
 from projections.service import open_views, project
 from projections.sources import LogSource
 
@@ -89,7 +89,7 @@ def _views(run: DemoRun, app: OrderLog) -> None:
     try:
         kinds = list(PROJECTORS.values())
         started = time.perf_counter()
-        reports = project(views, kinds, LogSource(app.log_reader), follow=False)
+        reports = project(views, kinds, LogSource(app.log_reader), follow=False, engine=app)
         run.say("")
         run.say(
             f"views ({views.location.label}), up to date: {reports[0].folded:,} new record(s) folded by each of "
@@ -98,6 +98,7 @@ def _views(run: DemoRun, app: OrderLog) -> None:
         run.say(f"  holds          {holds.headline(views)}")
         run.say(f"  cancellations  {cancellations.headline(views)}")
         run.say(f"  status         {status.headline(views)}")
+        run.say(f"  exceptions     {exceptions.headline(views)}")
     finally:
         views.close()
 
@@ -129,6 +130,7 @@ def _next_steps(run: DemoRun, order_id: str | None) -> None:
         f"{orderlog} order status {order}",
         f"{orderlog} holds",
         f"{orderlog} analytics cancellations --by reason --plot orderlog-demo-cancellations.png",
+        f"{orderlog} exceptions list --overdue --department finance",
         f"{orderlog} audit checkpoint --signing-key {DEMO_KEY} --out orderlog-demo-checkpoint.json",
         f"{orderlog} audit proof {order} --checkpoint orderlog-demo-checkpoint.json --signing-key {DEMO_KEY} "
         "--out orderlog-demo-proof.json",
