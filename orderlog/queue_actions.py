@@ -14,9 +14,10 @@ from pydantic import ValidationError
 from orderlog.domain.clock import CLOCK, Clock
 from orderlog.domain.contract import ENGINE_SOURCE, EVENT_TYPES
 from orderlog.domain.engine import own_record
-from orderlog.domain.envelope import Upstream
+from orderlog.domain.envelope import Upstream, describe_validation_error
 from orderlog.domain.order import Order
 from orderlog.domain.stream import Outcome
+from orderlog.domain.text import character_name, unsafe_character
 
 if TYPE_CHECKING:
     from orderlog.application import OrderLog
@@ -30,6 +31,7 @@ def act_on_exception(app: OrderLog, action: str, exception: dict[str, Any], by: 
     """Records `action` (ExceptionAcknowledged or ExceptionResolved) by `by` on the exception's order."""
     if not by.strip():
         raise QueueActionError("--by must name who acts (a person or a team)")
+    _check_actor(by)
     data = {"exception_id": exception["exception_id"], "code": exception["code"], "note": note}
     _check(action, data)
     app.record_own(Order, own_record(action, exception["order_id"], data, by.strip()))
@@ -37,6 +39,8 @@ def act_on_exception(app: OrderLog, action: str, exception: dict[str, Any], by: 
 
 def tick(app: OrderLog, now: str, by: str | None) -> None:
     """Moves the queue's clock to `now` (event time), if that is later than the last tick."""
+    if by is not None:
+        _check_actor(by)
     upstream = Upstream(
         type="ClockTicked",
         key=CLOCK,
@@ -57,10 +61,18 @@ def tick(app: OrderLog, now: str, by: str | None) -> None:
     app.record_own(Clock, upstream)
 
 
+def _check_actor(by: str) -> None:
+    found = unsafe_character(by)
+    if found is not None:
+        position, character = found
+        raise QueueActionError(
+            f"--by: holds {character_name(character)} at position {position}: "
+            "names may not hold control, bidirectional or zero-width characters"
+        )
+
+
 def _check(action: str, data: dict[str, Any]) -> None:
     try:
         EVENT_TYPES[action].data.model_validate(data)
     except ValidationError as error:
-        problem = error.errors()[0]
-        where = ".".join(str(part) for part in problem["loc"]) or "data"
-        raise QueueActionError(f"{where}: {problem['msg']}") from None
+        raise QueueActionError(describe_validation_error(error)) from None
