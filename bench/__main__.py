@@ -6,7 +6,7 @@ import argparse
 import shutil
 from pathlib import Path
 
-from bench import kafka_backbone, trust, write_side
+from bench import kafka_backbone, read_models, trust, write_side
 from bench.common import Report, machine
 
 
@@ -16,12 +16,18 @@ def main() -> None:
     parser.add_argument("--work", type=Path, default=Path(".bench/work"), help="scratch directory")
     parser.add_argument(
         "--only",
-        choices=["write", "trust", "kafka"],
+        choices=["write", "trust", "kafka", "views"],
         action="append",
         help="run only these parts (repeatable; default: all)",
     )
+    parser.add_argument(
+        "--views-events",
+        type=int,
+        default=read_models.events_wanted(),
+        help=f"events in the read models' log (default {read_models.EVENTS:,}, or ${read_models.EVENTS_VARIABLE})",
+    )
     args = parser.parse_args()
-    parts = set(args.only or ["write", "trust", "kafka"])
+    parts = set(args.only or ["write", "trust", "kafka", "views"])
     print(f"orderlog benchmarks on {machine()}", flush=True)
     report = Report()
     if parts & {"write", "trust"}:
@@ -30,6 +36,8 @@ def main() -> None:
             trust.run(report, args.work, args.runs, big)
     if "kafka" in parts:
         kafka_backbone.run(report, args.work, args.runs)
+    if "views" in parts:
+        read_models.run(report, args.work, args.runs, args.views_events)
     print(f"\nsaved {report.save()}")
     shutil.rmtree(args.work, ignore_errors=True)
 
