@@ -21,6 +21,8 @@ import json
 from datetime import datetime, timedelta
 from typing import Any
 
+import orjson
+
 from orderlog.domain.contract import ENGINE_SOURCE
 from orderlog.domain.envelope import Upstream
 from orderlog.domain.exceptions import (
@@ -71,6 +73,7 @@ FACTS = Table(
     ("order_id",),
     "working table: each order's facts as the rules read them, and when it must be looked at again",
     working=True,
+    indexes=(("next_deadline",),),
 )
 CUSTOMERS = Table(
     "exception_customers",
@@ -277,12 +280,12 @@ class Exceptions(Projector):
             stored = self.peek(FACTS, order_id).get((order_id,))
             if stored is None or not stored[FACTS_COLUMN]:
                 return None
-            facts = self._facts[order_id] = json.loads(stored[FACTS_COLUMN])
+            facts = self._facts[order_id] = orjson.loads(stored[FACTS_COLUMN])
         return facts
 
     def changes(self) -> list[tuple[Table, list[tuple[Any, ...]], list[list[Any]]]]:
         for row in self.entity_rows(FACTS):
-            row[FACTS_COLUMN] = json.dumps(self._facts[row[0]], separators=(",", ":"))
+            row[FACTS_COLUMN] = orjson.dumps(self._facts[row[0]]).decode()
         return super().changes()
 
     def committed(self) -> None:

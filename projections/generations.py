@@ -86,6 +86,8 @@ def _create(cursor: Any, views: ViewStore, projector: type[Projector], *, until:
     for table in projector.tables:
         cursor.execute(f"DROP TABLE IF EXISTS {table.physical(generation)}")
         cursor.execute(table.create(generation, postgres=views.postgres))
+        for statement in table.create_indexes(generation):
+            cursor.execute(statement)
     cursor.execute(
         "INSERT INTO view_generations (projector, generation, watermark, until, live) VALUES (?, ?, '', ?, 0)",
         (projector.name, generation, until),

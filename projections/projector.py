@@ -49,6 +49,9 @@ class Projector:
         self._dirty: dict[str, set[Any]] = {table.name: set() for table in self.tables}
         self._deleted: dict[str, list[tuple[Any, ...]]] = {table.name: [] for table in self.tables}
         self._complete = dict.fromkeys(self._cache, empty)
+        self._written: dict[str, dict[tuple[Any, ...], tuple[Any, ...]]] = {table.name: {} for table in self.tables}
+        """Each cached row as the database holds it: only rows that differ are written."""
+        self._writing: list[tuple[str, tuple[Any, ...], tuple[Any, ...]]] = []
 
     @classmethod
     def handled_types(cls) -> frozenset[str]:
@@ -75,6 +78,9 @@ class Projector:
             stored = [] if self._complete[table.name] else self._fetch(table, ident)
             width = len(table.key)
             rows = cache[ident] = {tuple(row[:width]): list(row) for row in stored}
+            written = self._written[table.name]
+            for row in stored:
+                written[tuple(row[:width])] = tuple(row)
         return rows
 
     def entity_rows(self, table: Table) -> list[list[Any]]:
@@ -82,15 +88,29 @@ class Projector:
         cache = self._cache[table.name]
         return [row for ident in self._dirty[table.name] for row in cache[ident].values()]
 
+    def _changed_rows(self, table: Table) -> list[tuple[Any, ...]]:
+        """The rows of changed entities that differ from what the database holds."""
+        cache, written, width = self._cache[table.name], self._written[table.name], len(table.key)
+        changed = []
+        for ident in self._dirty[table.name]:
+            for key, row in cache[ident].items():
+                now = tuple(row)
+                if written.get(key) != now:
+                    changed.append(now)
+                    self._writing.append((table.name, now[:width], now))
+        return changed
+
     def delete(self, table: Table, ident: Any, key: tuple[Any, ...]) -> None:
         if self.entity(table, ident).pop(key, None) is not None:
             self._deleted[table.name].append(key)
+            self._written[table.name].pop(key, None)  # written again if it comes back
 
     # ------------------------------------------------------------ the runner's side
 
     def changes(self) -> list[tuple[Table, list[tuple[Any, ...]], list[list[Any]]]]:
         """(table, keys to delete, rows to write) for every table changed since the last commit."""
-        return [(table, self._deleted[table.name], self.entity_rows(table)) for table in self.tables]
+        self._writing = []
+        return [(table, self._deleted[table.name], self._changed_rows(table)) for table in self.tables]
 
     def prepare(self) -> None:
         """Before the batch's commit: work that depends on the whole batch (the queue's clock)."""
@@ -106,17 +126,23 @@ class Projector:
 
     def committed(self) -> None:
         """The changes are stored: start the next batch; empty the cache if it grew too big."""
+        for name, key, row in self._writing:
+            self._written[name][key] = row
+        self._writing = []
         for table in self.tables:
             self._dirty[table.name] = set()
             self._deleted[table.name] = []
             if len(self._cache[table.name]) > CACHE_ENTITIES:
                 self._cache[table.name] = {}
+                self._written[table.name] = {}
                 self._complete[table.name] = False
 
     def forget(self) -> None:
         """The changes were not stored (the transaction failed): what is in memory is not to be trusted."""
+        self._writing = []
         for table in self.tables:
             self._cache[table.name] = {}
+            self._written[table.name] = {}
             self._dirty[table.name] = set()
             self._deleted[table.name] = []
             self._complete[table.name] = False

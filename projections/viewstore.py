@@ -24,6 +24,12 @@ from eventsourcing.persistence import IntegrityError, PersistenceError, Tracking
 from eventsourcing.sqlite import SQLiteDatastore, SQLiteTrackingRecorder
 
 from orderlog.store.location import SQLITE_LOCK_TIMEOUT_SECONDS, StoreLocation
+from orderlog.store.sqlite_persistence import configure_connections
+
+VIEW_CONNECTION_SETTINGS = ("PRAGMA synchronous = NORMAL", "PRAGMA cache_size = -65536")
+"""synchronous=NORMAL: in WAL mode a power cut can lose the last commits but never corrupt the
+file; a batch's rows and the positions it consumed are lost together, so the projectors fold
+those records again, once. It saves an fsync per batch."""
 
 TRACKING_TABLE = "view_tracking"
 """PostgreSQL only (on SQLite the library names it `tracking`)."""
@@ -73,6 +79,15 @@ class Table:
     doc: str
     working: bool = False
     """The projector's own bookkeeping (facts it folds from), not a view people read."""
+    indexes: tuple[tuple[str, ...], ...] = ()
+    """Columns queried by more than the key (the queue's next deadline)."""
+
+    def create_indexes(self, generation: int) -> list[str]:
+        table = self.physical(generation)
+        return [
+            f"CREATE INDEX IF NOT EXISTS {table}_{'_'.join(columns)} ON {table} ({', '.join(columns)})"
+            for columns in self.indexes
+        ]
 
     def physical(self, generation: int) -> str:
         return f"{self.name}_g{generation}"
@@ -132,6 +147,7 @@ class ViewStore:
         else:
             assert location.path is not None
             self.datastore = SQLiteDatastore(str(location.path), lock_timeout=SQLITE_LOCK_TIMEOUT_SECONDS)
+            configure_connections(self.datastore.pool, VIEW_CONNECTION_SETTINGS)
             self.tracking = SQLiteTrackingRecorder(self.datastore)
         self.tracking.create_table()
         with self._transaction(commit=True) as cursor:

@@ -18,6 +18,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
+from functools import lru_cache
 from typing import Any
 
 from orderlog.domain.instants import format_instant
@@ -180,11 +181,23 @@ def new_facts(order_id: str) -> dict[str, Any]:
     }
 
 
+class Evaluation:
+    """One order's facts read against the clock, with what several rules need worked out once."""
+
+    def __init__(self, facts: dict[str, Any], now: str, settings: Settings):
+        self.facts, self.now, self.settings = facts, now, settings
+        self.money = list(_money(facts))
+        self.paid_in_full = next(
+            (m for m, paid, _r, what in self.money if what == "payment" and paid >= facts["total"]), None
+        )
+
+
 def findings(facts: dict[str, Any], now: str, settings: Settings) -> list[Finding]:
     """Every exception the order's facts show by the clock `now` (event time)."""
     if facts["submitted"] is None:
         return []
-    return [found for rule in RULES for found in rule(facts, now, settings)]
+    evaluation = Evaluation(facts, now, settings)
+    return [found for rule in RULES for found in rule(evaluation)]
 
 
 def payment_timeout(facts: dict[str, Any], settings: Settings) -> str | None:
@@ -208,7 +221,7 @@ def deadlines(facts: dict[str, Any], settings: Settings) -> list[str]:
     found = [moment for moment in (payment_timeout(facts, settings),) if moment]
     if facts["cancelled"] is not None:
         found.append(_after(facts["cancelled"][0], timedelta(hours=24)))
-    paid_in_full = _paid_in_full(facts)
+    paid_in_full = _paid_in_full(list(_money(facts)), facts["total"])
     if paid_in_full is not None:
         found.append(_after(paid_in_full[0], timedelta(hours=48)))
     found += [_after(dispatch[0], timedelta(days=7)) for dispatch in facts["dispatches"]]
@@ -229,12 +242,13 @@ def _money(facts: dict[str, Any]) -> Iterator[tuple[Moment, int, int, str]]:
         yield moment, paid, refunded, what
 
 
-def _overpayment(facts: dict[str, Any], _now: str, _settings: Settings) -> list[Finding]:
+def _overpayment(e: Evaluation) -> list[Finding]:
+    facts = e.facts
     total, order = facts["total"], facts["order_id"]
     amounts: dict[int, str] = {}
     opened: Finding | None = None
     payments = {(p[0], p[1]): p for p in facts["payments"]}
-    for moment, paid, refunded, what in _money(facts):
+    for moment, paid, refunded, what in e.money:
         if opened is None and what == "payment" and paid > total:
             amount = payments[moment][3]
             if amount in amounts:
@@ -250,12 +264,13 @@ def _overpayment(facts: dict[str, Any], _now: str, _settings: Settings) -> list[
     return [opened] if opened else []
 
 
-def _payment_after_cancel(facts: dict[str, Any], _now: str, _settings: Settings) -> list[Finding]:
+def _payment_after_cancel(e: Evaluation) -> list[Finding]:
+    facts = e.facts
     cancelled = facts["cancelled"]
     if cancelled is None:
         return []
     opened: Finding | None = None
-    for moment, paid, refunded, what in _money(facts):
+    for moment, paid, refunded, what in e.money:
         if opened is None and what == "payment" and moment > tuple(cancelled):
             order = facts["order_id"]
             opened = Finding(
@@ -266,7 +281,8 @@ def _payment_after_cancel(facts: dict[str, Any], _now: str, _settings: Settings)
     return [opened] if opened else []
 
 
-def _failed_repeatedly(facts: dict[str, Any], _now: str, _settings: Settings) -> list[Finding]:
+def _failed_repeatedly(e: Evaluation) -> list[Finding]:
+    facts = e.facts
     events = sorted(
         [((f[0], f[1]), "failure") for f in facts["failures"]] + [((p[0], p[1]), "capture") for p in facts["payments"]]
     )
@@ -289,7 +305,8 @@ def _failed_repeatedly(facts: dict[str, Any], _now: str, _settings: Settings) ->
     return [opened] if opened else []
 
 
-def _refund_overdue(facts: dict[str, Any], now: str, _settings: Settings) -> list[Finding]:
+def _refund_overdue(e: Evaluation) -> list[Finding]:
+    facts, now = e.facts, e.now
     cancelled = facts["cancelled"]
     if cancelled is None:
         return []
@@ -297,7 +314,7 @@ def _refund_overdue(facts: dict[str, Any], now: str, _settings: Settings) -> lis
     if now < deadline:
         return []
     kept = False
-    for moment, paid, refunded, _what in _money(facts):
+    for moment, paid, refunded, _what in e.money:
         if moment[0] <= deadline:
             kept = paid - refunded > 0
         elif kept and paid - refunded <= 0:
@@ -310,15 +327,17 @@ def _refund_overdue_finding(facts: dict[str, Any], deadline: str) -> Finding:
     return Finding(f"REFUND_OVERDUE:{order}", "REFUND_OVERDUE", deadline, (facts["cancelled"][1],))
 
 
-def _refund_exceeds_paid(facts: dict[str, Any], _now: str, _settings: Settings) -> list[Finding]:
-    for moment, paid, refunded, what in _money(facts):
+def _refund_exceeds_paid(e: Evaluation) -> list[Finding]:
+    facts = e.facts
+    for moment, paid, refunded, what in e.money:
         if what == "refund" and refunded > paid:
             order = facts["order_id"]
             return [Finding(f"REFUND_EXCEEDS_PAID:{order}", "REFUND_EXCEEDS_PAID", moment[0], (moment[1],))]
     return []
 
 
-def _over_shipped(facts: dict[str, Any], _now: str, _settings: Settings) -> list[Finding]:
+def _over_shipped(e: Evaluation) -> list[Finding]:
+    facts = e.facts
     shipped: dict[str, int] = {}
     for dispatch in sorted(facts["dispatches"]):
         for sku, qty in sorted(dispatch[3].items()):
@@ -329,11 +348,11 @@ def _over_shipped(facts: dict[str, Any], _now: str, _settings: Settings) -> list
     return []
 
 
-def _shipment_delayed(facts: dict[str, Any], now: str, _settings: Settings) -> list[Finding]:
-    paid_in_full = _paid_in_full(facts)
-    if paid_in_full is None:
+def _shipment_delayed(e: Evaluation) -> list[Finding]:
+    facts, now = e.facts, e.now
+    if e.paid_in_full is None:
         return []
-    deadline = _after(paid_in_full[0], timedelta(hours=48))
+    deadline = _after(e.paid_in_full[0], timedelta(hours=48))
     done = _dispatched_in_full_at(facts)
     cancelled = tuple(facts["cancelled"]) if facts["cancelled"] else None
     ended = min((moment for moment in (done, cancelled) if moment is not None), default=None)
@@ -344,7 +363,8 @@ def _shipment_delayed(facts: dict[str, Any], now: str, _settings: Settings) -> l
     return [_cleared(found, ended) if ended is not None else found]
 
 
-def _delivery_overdue(facts: dict[str, Any], now: str, _settings: Settings) -> list[Finding]:
+def _delivery_overdue(e: Evaluation) -> list[Finding]:
+    facts, now = e.facts, e.now
     found = []
     for dispatch in facts["dispatches"]:
         deadline = _after(dispatch[0], timedelta(days=7))
@@ -357,9 +377,10 @@ def _delivery_overdue(facts: dict[str, Any], now: str, _settings: Settings) -> l
     return found
 
 
-def _delivery_failed(facts: dict[str, Any], _now: str, _settings: Settings) -> list[Finding]:
+def _delivery_failed(e: Evaluation) -> list[Finding]:
+    facts = e.facts
     found = []
-    refunded_in_full = next((m for m, paid, refunded, _ in _money(facts) if paid > 0 and refunded >= paid), None)
+    refunded_in_full = next((m for m, paid, refunded, _ in e.money if paid > 0 and refunded >= paid), None)
     for failure in sorted(facts["delivery_failures"]):
         order, shipment = facts["order_id"], failure[2]
         finding = Finding(f"DELIVERY_FAILED:{order}:{failure[1]}", "DELIVERY_FAILED", failure[0], (failure[1],))
@@ -370,7 +391,8 @@ def _delivery_failed(facts: dict[str, Any], _now: str, _settings: Settings) -> l
     return found
 
 
-def _shipped_after_cancel(facts: dict[str, Any], _now: str, _settings: Settings) -> list[Finding]:
+def _shipped_after_cancel(e: Evaluation) -> list[Finding]:
+    facts = e.facts
     cancelled = facts["cancelled"]
     late = [d for d in sorted(facts["dispatches"]) if cancelled is not None and (d[0], d[1]) > tuple(cancelled)]
     if not late:
@@ -379,7 +401,8 @@ def _shipped_after_cancel(facts: dict[str, Any], _now: str, _settings: Settings)
     return [Finding(f"SHIPPED_AFTER_CANCEL:{order}", "SHIPPED_AFTER_CANCEL", late[0][0], (cancelled[1], late[0][1]))]
 
 
-def _address_invalid(facts: dict[str, Any], _now: str, _settings: Settings) -> list[Finding]:
+def _address_invalid(e: Evaluation) -> list[Finding]:
+    facts = e.facts
     if facts["address_valid"]:
         return []
     order = facts["order_id"]
@@ -387,7 +410,8 @@ def _address_invalid(facts: dict[str, Any], _now: str, _settings: Settings) -> l
     return [_cleared(found, tuple(facts["address_fixed"])) if facts["address_fixed"] else found]
 
 
-def _pricing(facts: dict[str, Any], _now: str, settings: Settings) -> list[Finding]:
+def _pricing(e: Evaluation) -> list[Finding]:
+    facts, settings = e.facts, e.settings
     order, (at, event_id) = facts["order_id"], facts["submitted"]
     found = []
     if facts["priced_total"] != facts["total"]:
@@ -397,14 +421,16 @@ def _pricing(facts: dict[str, Any], _now: str, settings: Settings) -> list[Findi
     return found
 
 
-def _velocity(facts: dict[str, Any], _now: str, _settings: Settings) -> list[Finding]:
+def _velocity(e: Evaluation) -> list[Finding]:
+    facts = e.facts
     if not facts["velocity"]:
         return []
     order, (at, event_id) = facts["order_id"], facts["submitted"]
     return [Finding(f"ORDER_VELOCITY:{order}", "ORDER_VELOCITY", at, (event_id,))]
 
 
-def _shipped_before_paid(facts: dict[str, Any], _now: str, _settings: Settings) -> list[Finding]:
+def _shipped_before_paid(e: Evaluation) -> list[Finding]:
+    facts = e.facts
     dispatches = sorted(facts["dispatches"])
     if not dispatches:
         return []
@@ -414,12 +440,12 @@ def _shipped_before_paid(facts: dict[str, Any], _now: str, _settings: Settings) 
         return []
     order = facts["order_id"]
     found = Finding(f"SHIPPED_BEFORE_PAID:{order}", "SHIPPED_BEFORE_PAID", first[0], (first[1],))
-    paid = _paid_in_full(facts)
-    return [_cleared(found, paid) if paid is not None else found]
+    return [_cleared(found, e.paid_in_full) if e.paid_in_full is not None else found]
 
 
 def _one_per_record(code: str, name: str) -> Any:
-    def rule(facts: dict[str, Any], _now: str, _settings: Settings) -> list[Finding]:
+    def rule(e: Evaluation) -> list[Finding]:
+        facts = e.facts
         order = facts["order_id"]
         return [Finding(f"{code}:{order}:{event_id}", code, at, (event_id,)) for at, event_id in sorted(facts[name])]
 
@@ -451,12 +477,9 @@ def _cleared(found: Finding, moment: Moment | tuple[str, ...]) -> Finding:
     return Finding(found.exception_id, found.code, found.detected_at, found.caused_by, moment[0], moment[1])
 
 
-def _paid_in_full(facts: dict[str, Any]) -> Moment | None:
+def _paid_in_full(money: list[tuple[Moment, int, int, str]], total: int) -> Moment | None:
     """The payment that made the order paid in full, if one did."""
-    for moment, paid, _refunded, what in _money(facts):
-        if what == "payment" and paid >= facts["total"]:
-            return moment
-    return None
+    return next((moment for moment, paid, _refunded, what in money if what == "payment" and paid >= total), None)
 
 
 def _dispatched_in_full_at(facts: dict[str, Any]) -> Moment | None:
@@ -469,7 +492,9 @@ def _dispatched_in_full_at(facts: dict[str, Any]) -> Moment | None:
     return None
 
 
+@lru_cache(maxsize=200_000)
 def _after(instant: str, delta: timedelta) -> str:
+    """`instant` moved on by `delta` (cached: an order's instants are re-read at every evaluation)."""
     return format_instant(datetime.fromisoformat(instant) + delta)
 
 

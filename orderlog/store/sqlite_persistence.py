@@ -33,12 +33,17 @@ class OrderlogSQLiteFactory(SQLiteFactory):
         if self.env.get("SQLITE_QUERY_ONLY") == "y":
             pool.is_journal_mode_wal = True  # a reader neither needs nor may switch the journal mode
             settings += READ_ONLY_SETTINGS
-        create_connection = pool._create_connection
+        configure_connections(pool, settings)
 
-        def create_configured_connection() -> SQLiteConnection:
-            connection = create_connection()
-            for setting in settings:
-                connection._sqlite_conn.execute(setting)
-            return connection
 
-        pool._create_connection = create_configured_connection  # type: ignore[method-assign]
+def configure_connections(pool: Any, settings: tuple[str, ...]) -> None:
+    """Every connection the library's pool makes runs `settings` (PRAGMAs) first."""
+    create_connection = pool._create_connection
+
+    def create_configured_connection() -> SQLiteConnection:
+        connection = create_connection()
+        for setting in settings:
+            connection._sqlite_conn.execute(setting)
+        return connection
+
+    pool._create_connection = create_configured_connection
