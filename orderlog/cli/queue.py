@@ -15,7 +15,7 @@ import click
 from orderlog.application import OrderLog
 from orderlog.cli.common import cli, current_config, echo, moment_option, opened
 from orderlog.cli.rendering import render_text, table_text
-from orderlog.cli.views import _csv, _json, _require, _views, output_formats
+from orderlog.cli.viewing import as_csv_text, as_json_text, output_formats, require_view, views_opened
 from orderlog.domain.exceptions import CODES, Department
 from orderlog.domain.instants import format_instant
 from orderlog.queue_actions import QueueActionError, act_on_exception, tick
@@ -67,14 +67,14 @@ def list_command(
     as_csv: bool,
 ) -> None:
     """Exceptions, overdue first, then by due time (event time; the clock is the latest event folded)."""
-    with _views(reading=True) as views:
-        _require(views, "exceptions", "exceptions")
+    with views_opened(reading=True) as views:
+        require_view(views, "exceptions", "exceptions")
         items = queue_view.queue(views, status=status, code=code, kind=kind, department=department, overdue=overdue)
         now = queue_view.clock(views)
     if as_json:
-        echo(_json(items))
+        echo(as_json_text(items))
     elif as_csv:
-        echo(_csv([{column: item[column] for column in LIST_COLUMNS} for item in items]), nl=False)
+        echo(as_csv_text([{column: item[column] for column in LIST_COLUMNS} for item in items]), nl=False)
     elif not items:
         echo(f"no {status} exceptions (queue clock {now or '-'})")
     else:
@@ -89,7 +89,7 @@ def show_command(exception_id: str, as_json: bool) -> None:
     """One exception: what it is about, what caused it, its SLA, who did what."""
     item = _find(exception_id)
     if as_json:
-        echo(_json(item))
+        echo(as_json_text(item))
         return
     echo(render_text({**item, "caused_by": ", ".join(item["caused_by"]), "rule": CODES[item["code"]].opens_when}))
 
@@ -131,8 +131,8 @@ def tick_command(now: str | None, by: str | None) -> None:
 
 
 def _find(exception_id: str) -> dict[str, Any]:
-    with _views(reading=True) as views:
-        _require(views, "exceptions", "exceptions")
+    with views_opened(reading=True) as views:
+        require_view(views, "exceptions", "exceptions")
         item = queue_view.one(views, exception_id)
     if item is None:
         raise StoreError(f"no exception {exception_id!r} in the queue (see `orderlog exceptions list --status all`)")
@@ -166,5 +166,5 @@ def _catch_up(app: OrderLog) -> None:
     """Embedded mode: fold the queue now, so that the next list shows the action."""
     if current_config().kafka:
         return
-    with _views() as views:
+    with views_opened() as views:
         project(views, [Exceptions], LogSource(app.log_reader), follow=False, engine=app)

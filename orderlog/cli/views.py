@@ -6,12 +6,8 @@ The views are folded by projectors (projections/) from the store's log, or from
 
 from __future__ import annotations
 
-import csv
-import io
-import json
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from typing import Any
 
 import click
@@ -19,6 +15,7 @@ import click
 from orderlog.cli.common import cli, current_config, echo, interruptible, moment_option, opened, progress_bar
 from orderlog.cli.orders import order
 from orderlog.cli.rendering import render_text, table_text
+from orderlog.cli.viewing import as_csv_text, as_json_text, output_formats, require_view, views_opened
 from orderlog.cli.views_plot import plot_groups
 from orderlog.domain.money import format_money
 from orderlog.store.location import StoreError, parse_store_url
@@ -26,22 +23,11 @@ from projections import PROJECTORS, UnknownProjector, chosen, holds
 from projections import cancellations as cancellation_view
 from projections import status as status_view
 from projections.exceptions import Exceptions
-from projections.service import group_of, open_views, project, replay, source_for, until_location
+from projections.service import group_of, project, replay, source_for, until_location
 from projections.sources import LogSource
 from projections.viewstore import ViewStore
 
 LAG_EVERY_SECONDS = 10.0
-
-FORMAT_OPTIONS = (
-    click.option("--json", "as_json", is_flag=True, help="JSON instead of text"),
-    click.option("--csv", "as_csv", is_flag=True, help="CSV instead of text (the rows of the main table)"),
-)
-
-
-def output_formats(command: Callable[..., Any]) -> Callable[..., Any]:
-    for option in reversed(FORMAT_OPTIONS):
-        command = option(command)
-    return command
 
 
 def source_option(command: Callable[..., Any]) -> Callable[..., Any]:
@@ -71,19 +57,6 @@ def _source(kinds: list[Any], source: str | None, purpose: str) -> Any:
     return source_for(config, opened(), kinds, kafka=kafka, group=group_of(kinds, purpose))
 
 
-@contextmanager
-def _views(location: Any = None, *, reading: bool = False) -> Iterator[ViewStore]:
-    config = current_config()
-    location = location or config.views_location
-    if reading and location.kind == "sqlite" and not location.exists():
-        raise StoreError(f"no views at {location.label} yet: run `orderlog project` first")
-    views = open_views(location)
-    try:
-        yield views
-    finally:
-        views.close()
-
-
 @cli.command("project")
 @click.argument("names", nargs=-1)
 @click.option(
@@ -94,7 +67,7 @@ def project_command(names: tuple[str, ...], follow: bool, source: str | None) ->
     """Run projectors (all when none are named: holds, cancellations, status), and report each one's lag."""
     kinds = _names(names)
     records = _source(kinds, source, "project")
-    with _views() as views, interruptible("the batch under way is committed") as interrupted:
+    with views_opened() as views, interruptible("the batch under way is committed") as interrupted:
         last = [time.monotonic()]
 
         def report_lag(_read: int) -> None:
@@ -130,7 +103,7 @@ def replay_command(names: tuple[str, ...], until: str | None, into: str | None, 
     records = _source(kinds, source, f"replay.{int(time.time())}")
     total = opened().log_reader.count_after(0) if isinstance(records, LogSource) else 0
     with (
-        _views(location) as views,
+        views_opened(location) as views,
         interruptible("the batch under way is committed") as interrupted,
         progress_bar(total, unit="records", description="replay") as advance,
     ):
@@ -144,13 +117,13 @@ def replay_command(names: tuple[str, ...], until: str | None, into: str | None, 
 @output_formats
 def holds_command(sku: str | None, order_id: str | None, as_json: bool, as_csv: bool) -> None:
     """Inventory per SKU (oversold first): held by open orders, on hand, available."""
-    with _views(reading=True) as views:
-        _require(views, "holds_by_sku", "holds")
+    with views_opened(reading=True) as views:
+        require_view(views, "holds_by_sku", "holds")
         found = holds.report(views, sku=sku, order_id=order_id)
     if as_json:
-        echo(_json(found))
+        echo(as_json_text(found))
     elif as_csv:
-        echo(_csv(found["orders"] if order_id else found["skus"]), nl=False)
+        echo(as_csv_text(found["orders"] if order_id else found["skus"]), nl=False)
     else:
         parts = [table_text(found["skus"]) if found["skus"] else "no SKU has a hold or a count yet"]
         if found["orders"]:
@@ -180,15 +153,15 @@ def cancellations_command(
 ) -> None:
     """Submitted, cancelled and the rate; cancellations by reason, category, channel, SKU, day
     or stage; time to cancel; value; refund cycle (p50, p90); repeat cancellers."""
-    with _views(reading=True) as views:
-        _require(views, "cancellation_orders", "cancellations")
+    with views_opened(reading=True) as views:
+        require_view(views, "cancellation_orders", "cancellations")
         found = cancellation_view.report(views, by=by, since=since, until=until)
     if plot_file:
         plot_groups(found, plot_file)
     if as_json:
-        echo(_json(found))
+        echo(as_json_text(found))
     elif as_csv:
-        echo(_csv(found["groups"]), nl=False)
+        echo(as_csv_text(found["groups"]), nl=False)
     else:
         echo(_cancellations_text(found))
     if plot_file:
@@ -210,17 +183,17 @@ def _cancellations_text(found: dict[str, Any]) -> str:
 @output_formats
 def status_command(order_id: str, as_json: bool, as_csv: bool) -> None:
     """For customer service: status, financial status, lines, timeline of every change, holds."""
-    with _views(reading=True) as views:
-        _require(views, "order_status", "status")
+    with views_opened(reading=True) as views:
+        require_view(views, "order_status", "status")
         found = status_view.report(views, order_id)
     if found is None:
         raise StoreError(
             f"order {order_id} is not in the status view (not submitted, or `orderlog project` has not run since)"
         )
     if as_json:
-        echo(_json(found))
+        echo(as_json_text(found))
     elif as_csv:
-        echo(_csv(found["timeline"]), nl=False)
+        echo(as_csv_text(found["timeline"]), nl=False)
     else:
         echo(render_text(found))
 
@@ -236,15 +209,15 @@ def views_group() -> None:
 def sql_command(query: str | None, as_json: bool, as_csv: bool) -> None:
     """Without QUERY: the tables, what each holds, and how to connect read-only. With QUERY:
     its rows (read-only: nothing can be changed through it)."""
-    with _views(reading=True) as views:
+    with views_opened(reading=True) as views:
         if query is None:
             echo(_catalogue(views))
             return
         rows = views.read_only(query)
     if as_json:
-        echo(_json(rows))
+        echo(as_json_text(rows))
     elif as_csv:
-        echo(_csv(rows), nl=False)
+        echo(as_csv_text(rows), nl=False)
     else:
         echo(table_text(rows) if rows else "(no rows)")
 
@@ -257,24 +230,3 @@ def _catalogue(views: ViewStore) -> str:
             lines.append(f"{table.name:<24} {table.doc}{shown}")
             lines.append(f"{'':<24} columns: {', '.join(table.names)}")
     return "\n".join(lines)
-
-
-def _require(views: ViewStore, view: str, projector: str) -> None:
-    if not views.has(view):
-        raise StoreError(
-            f"the {projector} view has not been built in {views.location.label}: run `orderlog project {projector}`"
-        )
-
-
-def _json(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, indent=2)
-
-
-def _csv(rows: list[dict[str, Any]]) -> str:
-    if not rows:
-        return ""
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=list(rows[0]), lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    return buffer.getvalue()
