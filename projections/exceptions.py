@@ -39,7 +39,7 @@ from orderlog.domain.exceptions import (
 )
 from orderlog.domain.instants import format_instant
 from orderlog.domain.record import Record
-from projections.projector import Fetch, Projector
+from projections.projector import CACHE_ENTITIES, Fetch, Projector
 from projections.viewstore import Table, ViewStore, integer, text
 
 EXCEPTIONS = Table(
@@ -178,7 +178,7 @@ class Exceptions(Projector):
         while self._deadlines and self._deadlines[0][0] <= now:
             self._touched.add(heapq.heappop(self._deadlines)[1])
         stored_due = self.scan(FACTS, "next_deadline <= ?", (now,)) if now else []
-        self._touched.update(row[0] for row in stored_due if row[0] not in self._facts)
+        self._touched.update(row[0] for row in stored_due)  # those in memory too: evaluating twice changes nothing
         for order_id in sorted(self._touched):
             self._evaluate(order_id, now)
         self._touched = set()
@@ -209,10 +209,10 @@ class Exceptions(Projector):
             self.delete(EXCEPTIONS, order_id, key)
         for finding in found.values():
             rows[(order_id, finding.exception_id)] = self._row(facts, finding)
-        later = [moment for moment in deadlines(facts, self.settings) if moment > now]
-        self.entity(FACTS, order_id)[(order_id,)][DEADLINE_COLUMN] = min(later, default=None)
-        for moment in later:
-            heapq.heappush(self._deadlines, (moment, order_id))
+        later = min((moment for moment in deadlines(facts, self.settings) if moment > now), default=None)
+        self.entity(FACTS, order_id)[(order_id,)][DEADLINE_COLUMN] = later
+        if later is not None:  # the next one only: its evaluation schedules the one after
+            heapq.heappush(self._deadlines, (later, order_id))
         self._time_out(facts, now)
 
     def _time_out(self, facts: dict[str, Any], now: str) -> None:
@@ -290,8 +290,9 @@ class Exceptions(Projector):
 
     def committed(self) -> None:
         super().committed()
-        if len(self._facts) > 50_000:
+        if len(self._facts) > CACHE_ENTITIES:
             self._facts = {}
+            self._deadlines = []  # orders whose deadline passes are found in the database (next_deadline)
 
     def forget(self) -> None:
         super().forget()
@@ -305,8 +306,8 @@ class Exceptions(Projector):
         rows = self.entity(CUSTOMERS, customer_id)
         row = rows.setdefault((customer_id,), [customer_id, "[]", 0])
         submissions = sorted([*json.loads(row[1]), [record.occurred_at, record.key]])
-        horizon = _shifted(self.watermark or record.occurred_at, -2 * DAY)
-        submissions = [entry for entry in submissions if entry[0] >= horizon or entry[1] == record.key]
+        horizon = _shifted(submissions[-1][0], -2 * DAY)  # the customer's own newest, not the clock:
+        submissions = [entry for entry in submissions if entry[0] >= horizon]  # the same whatever the arrival order
         row[1], row[2] = json.dumps(submissions, separators=(",", ":")), len(submissions)
         reach = _shifted(record.occurred_at, DAY)
         for at, order_id in submissions:

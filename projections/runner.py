@@ -98,9 +98,13 @@ class Runner:
         after every batch how many records have been read."""
         read = 0
         for batch in source.batches(self.start, follow=follow, should_stop=should_stop):
-            self.apply(batch)
-            read += len(batch.records)
-            progress(read)
+            if batch.records:
+                self.apply(batch)
+                read += len(batch.records)
+                progress(read)
+            else:  # drained: what was decided while catching up can be asked for now
+                self._hand_over(caught_up=True)
+        self._hand_over(caught_up=True)
         return self.reports(source)
 
     def start(self, source_name: str) -> int:
@@ -122,9 +126,16 @@ class Runner:
         else:
             for lane in self.lanes:
                 lane.projector.committed()
-                commands = lane.projector.take_commands(caught_up=batch.caught_up)
-                if commands and self._commands is not None:
-                    self._commands(commands)
+            self._hand_over(caught_up=batch.caught_up)
+
+    def _hand_over(self, *, caught_up: bool) -> None:
+        """The records projectors ask the engine to make (a replay has nobody to ask)."""
+        if self._commands is None:
+            return
+        for lane in self.lanes:
+            commands = lane.projector.take_commands(caught_up=caught_up)
+            if commands:
+                self._commands(commands)
 
     def reports(self, source: Source | None) -> list[ProjectorReport]:
         return [

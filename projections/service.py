@@ -7,7 +7,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
-from eventsourcing.persistence import PersistenceError
+from eventsourcing.persistence import IntegrityError, PersistenceError
 
 from orderlog.store.location import StoreError, StoreLocation, parse_store_url
 from orderlog.store.opening import creation_lock
@@ -78,7 +78,10 @@ def record_decisions(engine: OrderLog, upstreams: list[Upstream]) -> None:
     from orderlog.domain.order import Order
 
     for upstream in upstreams:
-        engine.record_own(Order, upstream)
+        try:
+            engine.record_own(Order, upstream)
+        except IntegrityError:  # another queue wrote to the order meanwhile: read it again
+            engine.record_own(Order, upstream)  # now a duplicate, or on top of what it wrote
 
 
 @dataclass

@@ -70,6 +70,7 @@ class LogSource:
             elif not follow:
                 return
             else:
+                yield Batch([])  # drained: caught up, nothing to fold
                 time.sleep(IDLE_SECONDS)
 
     def lag(self, start: Start) -> int:
@@ -114,6 +115,8 @@ class KafkaSource:
                     self._rewind()
                 elif not follow and self._drained(began):
                     return
+                elif self._assigned and self._at_end >= self._assigned:
+                    yield Batch([])  # every partition read to its end: caught up
         finally:
             self._ends = self._high_watermarks()  # for the lag reported after the run
             self._consumer.close()

@@ -634,12 +634,6 @@ def test_no_timeout_is_decided_half_way_through_history(scene: Scene) -> None:
     assert timeout_records(scene) == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG projections/runner.py Runner.apply + projections/sources.py LogSource.batches: a run whose last "
-    "batch is full (records an exact multiple of the batch size) never calls take_commands(caught_up=True); the "
-    "passed payment timeouts are dropped with the process and never decided again",
-)
 def test_a_timeout_is_recorded_when_the_log_ends_on_a_full_batch(scene: Scene) -> None:
     scene.publish(b.submitted("SO-1", at=t()), b.submitted("SO-2", customer_id="C-2", at=t(hours=1)))
     run(scene, batch=2)
@@ -649,12 +643,6 @@ def test_a_timeout_is_recorded_when_the_log_ends_on_a_full_batch(scene: Scene) -
     assert [record.key for record in timeout_records(scene)] == ["SO-1"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG projections/service.py record_decisions: two queue processes recording the same timeout at once "
-    "(both loaded the order at the same version) fail with the store's IntegrityError instead of treating it as "
-    "the duplicate it is",
-)
 def test_two_queues_recording_the_same_timeout_at_once_both_succeed(scene: Scene) -> None:
     scene.publish(b.submitted("SO-1", at=t()))
     engines = [open_orderlog(scene.config, writing=True) for _ in range(2)]
@@ -693,12 +681,6 @@ def test_two_queues_recording_the_same_timeout_at_once_both_succeed(scene: Scene
     assert failures == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG projections/exceptions.py Exceptions.prepare: an order whose facts a new process loaded only to "
-    "re-count its customer's orders (_flag, ORDER_VELOCITY) is skipped by the stored next_deadline scan "
-    "(`row[0] not in self._facts`) and is not in the in-memory deadline heap: its deadline passes unseen",
-)
 def test_a_deadline_is_seen_by_a_new_process_whatever_it_loaded(scene: Scene) -> None:
     scene.publish(b.submitted("SO-X", customer_id="C-1", at=t()), b.paid("SO-X", 1000, at=t(minutes=5)))
     run(scene)  # SO-X's SHIPMENT_DELAYED is due at 48 h 5 min
@@ -822,13 +804,6 @@ def test_a_resolution_says_how(scene: Scene) -> None:
         act_on_exception(scene.app, "ExceptionResolved", items(scene)["TOTAL_MISMATCH:SO-1"], "li.na", "x" * 5000)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG orderlog/queue_actions.py act_on_exception (orderlog/domain/engine.py own_record): an "
-    "acknowledgement is stamped with the wall clock as its event time, so it moves the queue's clock (the "
-    "watermark) to now: acting on one exception of a past day times out every unpaid order and opens every "
-    "SHIPMENT_DELAYED/DELIVERY_OVERDUE; only ticks and upstream events should move the clock",
-)
 def test_acting_on_an_exception_does_not_move_the_queues_clock(scene: Scene) -> None:
     scene.publish(*SCENARIOS["TOTAL_MISMATCH"].opening, b.submitted("SO-2", customer_id="C-2", at=t(minutes=5)))
     run(scene)
@@ -906,7 +881,7 @@ def test_the_queue_from_kafka_equals_the_queue_from_the_log(
 ) -> None:
     """Records of different orders arrive interleaved differently from three partitions; event
     time decides, so the queue is the same (OVERSOLD, the holds view's, depends on arrival
-    order: README, Views). At the default velocity limit: see the strict xfail below for why."""
+    order: README, Views)."""
     config = kafka_config(kafka_broker, f"sqlite:///{tmp_path}/store-{uuid.uuid4().hex[:8]}.db", tmp_path)
     publish(config, list(simulate(orders, seed)))
     live, from_kafka, from_log = (fresh_views(tmp_path, name) for name in ("live", "kafka", "log"))
@@ -925,13 +900,6 @@ def test_the_queue_from_kafka_equals_the_queue_from_the_log(
             views.close()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG projections/exceptions.py Exceptions._submitted_by: a customer's earlier submissions are pruned "
-    "at the watermark - 48 h, so a submission folded after the clock moved on (a late arrival, or any order "
-    "read from another Kafka partition behind the others) is counted without them: ORDER_VELOCITY is missed, "
-    "and the queue from Kafka differs from the queue from the log",
-)
 def test_a_late_submission_is_counted_with_the_customers_earlier_orders(
     scene: Scene, monkeypatch: pytest.MonkeyPatch
 ) -> None:
