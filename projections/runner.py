@@ -11,8 +11,10 @@ changes each view exactly once.
 
 from __future__ import annotations
 
+import gc
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -24,6 +26,20 @@ from projections.sources import Batch, Start
 from projections.viewstore import PositionTaken, ViewStore
 
 LOG = logging.getLogger("orderlog.projections")
+GC_THRESHOLD = 50_000
+
+
+@contextmanager
+def _fewer_collections() -> Iterator[None]:
+    """A batch makes hundreds of thousands of short-lived objects and keeps many rows alive:
+    collecting the youngest generation every 700 allocations (Python's default) spent about
+    15% of a replay re-scanning them. Collections still run, less often; the rest is restored."""
+    before = gc.get_threshold()
+    gc.set_threshold(GC_THRESHOLD, *before[1:])
+    try:
+        yield
+    finally:
+        gc.set_threshold(*before)
 
 
 class Source(Protocol):
@@ -97,14 +113,15 @@ class Runner:
         """Until the source is drained (or, following, until `should_stop`); `progress` hears
         after every batch how many records have been read."""
         read = 0
-        for batch in source.batches(self.start, follow=follow, should_stop=should_stop):
-            if batch.records:
-                self.apply(batch)
-                read += len(batch.records)
-                progress(read)
-            else:  # drained: what was decided while catching up can be asked for now
-                self._hand_over(caught_up=True)
-        self._hand_over(caught_up=True)
+        with _fewer_collections():
+            for batch in source.batches(self.start, follow=follow, should_stop=should_stop):
+                if batch.records:
+                    self.apply(batch)
+                    read += len(batch.records)
+                    progress(read)
+                else:  # drained: what was decided while catching up can be asked for now
+                    self._hand_over(caught_up=True)
+            self._hand_over(caught_up=True)
         return self.reports(source)
 
     def start(self, source_name: str) -> int:
