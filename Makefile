@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test unit integration e2e lint format bench schemas broker clean
+.PHONY: demo test unit integration e2e lint format bench schemas broker mutation clean
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit("orderlog needs Python 3.11 or newer") if sys.version_info < (3, 11) else None'
@@ -48,5 +48,17 @@ broker: $(STAMP)          ## a Kafka-protocol broker (Tansu, in memory) on 127.0
 schemas: $(STAMP)         ## write a new Avro schema version where a declaration changed
 	$(BIN)/orderlog schemas write
 
+# Not in CI: minutes to hours. One worker at the lowest priority, so a shared machine keeps its CPU.
+MUTMUT  := $(VENV)/.mutmut-3.8.1
+MUTANTS ?=
+$(MUTMUT): | $(STAMP)
+	$(BIN)/python -m pip install --quiet 'mutmut==3.8.1'
+	@touch $(MUTMUT)
+
+mutation: $(STAMP) $(MUTMUT)  ## mutation testing (mutmut) of domain, audit, sources, privacy; MUTANTS='orderlog.domain.*' narrows it
+	nice -n 19 $(BIN)/mutmut run --max-children 1 $(foreach pattern,$(MUTANTS),'$(pattern)')
+	$(BIN)/mutmut export-cicd-stats
+	@$(BIN)/python -c 'import json; s = json.load(open("mutants/mutmut-cicd-stats.json")); print(s)'
+
 clean:
-	rm -rf $(VENV) .pytest_cache .hypothesis .ruff_cache *.egg-info
+	rm -rf $(VENV) .pytest_cache .hypothesis .ruff_cache *.egg-info mutants

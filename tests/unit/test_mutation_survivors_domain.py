@@ -228,6 +228,10 @@ def test_the_clock_only_goes_forward() -> None:
     assert clock.handle(upstream("ClockTicked", CLOCK, {}, "2026-03-01T11:00:00.000Z")).outcome is Outcome.ACCEPTED
     assert clock.now == "2026-03-01T11:00:00.000Z"
     assert [record.type for record in new_records(clock)] == ["ClockTicked", "ClockTicked"]
+    assert clock.key == CLOCK
+    clock.handle(upstream("ClockTicked", CLOCK, {}, "2026-03-01T12:00:00.000Z"), recorded_at=LATER)
+    (tick,) = new_records(clock)
+    assert (tick.data, tick.recorded_at) == ({}, LATER)
 
 
 def test_a_source_keeps_its_keys_and_the_last_unrevoked_one_is_active() -> None:
@@ -843,3 +847,12 @@ def test_unsafe_characters_are_escaped_and_layout_kept_only_when_asked() -> None
     assert escaped("a\u200bb\nc\td") == "a\\u200bb\\u000ac\\u0009d"
     assert escaped("a\u200bb\nc\td", keep_layout=True) == "a\\u200bb\nc\td"
     assert escaped("\x1b[31m", keep_layout=True) == "\\u001b[31m"
+
+
+def test_the_engines_completion_carries_the_record_time_given_even_one_in_the_past() -> None:
+    past = "2020-01-01T00:00:00.000Z"
+    order = Order.open(read_envelope(b.line(b.submitted())), recorded_at=past)
+    for envelope_ in (b.paid(), b.dispatched(), b.delivered()):
+        handled(order, envelope_, recorded_at=past)
+    completion = new_records(order)[-1]
+    assert (completion.type, completion.recorded_at) == ("OrderCompleted", past)
