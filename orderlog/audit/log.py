@@ -78,7 +78,9 @@ def quick_fields(state: bytes) -> tuple[str, str, str, int, str] | None:
     In canonical JSON the members after `data` come in a fixed order, and an unescaped
     `"name":` can only be a member name (quotes inside strings are escaped), so the last
     occurrence of each is the record's own. The fields read here only decide whether the
-    record links up; its bytes are hashed in full either way.
+    record links up; its bytes are hashed in full either way, and every byte outside the
+    digest (the hash member and the closing `"}`) is checked here, so no byte of a stored
+    record can change unnoticed.
     """
     hash_at = len(state) - 66
     version_at = state.rfind(b',"version":', 0, hash_at)
@@ -87,8 +89,10 @@ def quick_fields(state: bytes) -> tuple[str, str, str, int, str] | None:
     key_at = state.rfind(b'"key":"', 0, previous_at)
     key_end = state.find(b'","occurred_at":"', key_at)
     type_at = state.find(b'","type":"', stream_at)
-    if min(version_at, stream_at, previous_at, key_at, key_end, type_at) < 0 or state[hash_at - 9 : hash_at] != (
-        b',"hash":"'
+    if (
+        min(version_at, stream_at, previous_at, key_at, key_end, type_at) < 0
+        or state[hash_at - 9 : hash_at] != b',"hash":"'
+        or state[-2:] != b'"}'  # the one part of the stored bytes that neither the digest nor the hash covers
     ):
         return None
     stored_hash, previous = state[hash_at : hash_at + 64], state[previous_at + 13 : previous_at + 77]

@@ -238,6 +238,31 @@ def test_any_single_alteration_of_a_random_history_is_detected(
             app.close()
 
 
+def test_every_byte_of_a_stored_record_is_covered(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """A flipped bit anywhere in a stored record fails verification, the framing bytes after
+    the hash included (the fast path once read past a changed closing `"}`: found by the
+    random-alteration test above, one run in many)."""
+    with fresh_store("sqlite", tmp_path_factory, "every-byte") as config:
+        app, publisher = open_intake(config)
+        try:
+            for _ in publisher.take(enumerate([b.line(b.submitted("SO-0"))], 1)):
+                pass
+        finally:
+            app.close()
+        raw = RawStore(config.location)
+        row = raw.rows()[0]
+        unnoticed = []
+        for position in range(len(row[4])):
+            raw.set_state(
+                row[0], row[4][:position] + bytes([row[4][position] ^ 1 << position % 7]) + row[4][position + 1 :]
+            )
+            if verify_store(reopen(config), [], PUBLIC).ok:
+                unnoticed.append(position)
+        raw.set_state(row[0], row[4])
+        assert verify_store(reopen(config), [], PUBLIC).ok
+        assert unnoticed == [], f"bytes {unnoticed} of {len(row[4])} changed unnoticed"
+
+
 @contextmanager
 def fresh_store(backend: str, tmp_path_factory: pytest.TempPathFactory, name: str) -> Iterator[Config]:
     """A new store for each hypothesis example (function-scoped fixtures would be shared by all
