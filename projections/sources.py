@@ -15,11 +15,10 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from confluent_kafka import KafkaError as LibrdkafkaError
 from confluent_kafka import TopicPartition
 
 from orderlog.domain.record import Record
-from orderlog.kafka import KafkaError
+from orderlog.kafka.assignment import Assignment
 from orderlog.kafka.clients import consumer, partition_count
 from orderlog.kafka.codec import record_from_message
 from orderlog.store.log import LogReader
@@ -91,9 +90,7 @@ class KafkaSource:
         self._ids = ids
         self._batch = batch
         self._consumer = consumer(config, group)
-        self._assigned: set[int] = set()
-        self._at_end: set[int] = set()
-        self._ever_assigned = False
+        self._partitions = Assignment("projector")
         self._next: dict[int, int] = {}
         self._ends: dict[int, int] | None = None
         self._start: Start = lambda _name: 0
@@ -109,13 +106,13 @@ class KafkaSource:
         try:
             while not should_stop():
                 messages = self._consumer.consume(self._batch, 0.2)
-                data = [message for message in messages if self._is_data(message)]
+                data = [message for message in messages if self._partitions.is_data(message)]
                 if data:
                     yield self._batch_of(data, caught_up=len(messages) < self._batch)
                     self._rewind()
                 elif not follow and self._drained(began):
                     return
-                elif self._assigned and self._at_end >= self._assigned:
+                elif self._partitions.all_read:
                     yield Batch([])  # every partition read to its end: caught up
         finally:
             self._ends = self._high_watermarks()  # for the lag reported after the run
@@ -128,7 +125,7 @@ class KafkaSource:
 
     def _high_watermarks(self) -> dict[int, int]:
         ends = {}
-        for partition in self._assigned:
+        for partition in self._partitions.held:
             _low, ends[partition] = self._consumer.get_watermark_offsets(
                 TopicPartition(self.topic, partition), timeout=5
             )
@@ -149,7 +146,7 @@ class KafkaSource:
         generation) leaves the projectors behind what was read: read it again from there."""
         for partition, read_to in list(self._next.items()):
             wanted = self._start(self._position_name(partition))
-            if wanted < read_to and partition in self._assigned:
+            if wanted < read_to and partition in self._partitions.held:
                 self._consumer.seek(TopicPartition(self.topic, partition, wanted))
                 self._next[partition] = wanted
 
@@ -157,32 +154,17 @@ class KafkaSource:
         return f"{self.topic}:{partition}"
 
     def _drained(self, began: float) -> bool:
-        if not self._ever_assigned:  # more processes in the group than partitions: nothing for this one
+        if not self._partitions.ever_assigned:  # more processes in the group than partitions: nothing for this one
             return time.monotonic() - began > JOIN_SECONDS
-        return self._at_end >= self._assigned
+        return self._partitions.all_read or not self._partitions.held
 
     def _on_assign(self, reader: Any, partitions: list[TopicPartition]) -> None:
         for assigned in partitions:
             assigned.offset = self._next[assigned.partition] = self._start(self._position_name(assigned.partition))
-            self._assigned.add(assigned.partition)
-            self._at_end.discard(assigned.partition)
-        self._ever_assigned = True
+        self._partitions.assigned(assigned.partition for assigned in partitions)
         reader.assign(partitions)
 
     def _on_revoke(self, _reader: Any, partitions: list[TopicPartition]) -> None:
+        self._partitions.revoked(revoked.partition for revoked in partitions)
         for revoked in partitions:
-            self._assigned.discard(revoked.partition)
-            self._at_end.discard(revoked.partition)
             self._next.pop(revoked.partition, None)
-
-    def _is_data(self, message: Any) -> bool:
-        error = message.error()
-        if error is None:
-            self._at_end.discard(message.partition())
-            return True
-        if error.code() == LibrdkafkaError._PARTITION_EOF:
-            self._at_end.add(message.partition())
-            return False
-        if error.retriable() or not error.fatal():
-            return False
-        raise KafkaError(f"projector stopped: {error}")

@@ -24,7 +24,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from confluent_kafka import KafkaError as LibrdkafkaError
 from confluent_kafka import TopicPartition
 from eventsourcing.persistence import Tracking
 
@@ -32,6 +31,7 @@ from orderlog.config import Config
 from orderlog.intake.outcomes import INVALID, REJECTED, LineResult, Tally
 from orderlog.intake.pipeline import PositionAlreadyRecorded
 from orderlog.kafka import KafkaError
+from orderlog.kafka.assignment import Assignment
 from orderlog.kafka.clients import consumer, partition_count, partition_ends
 from orderlog.kafka.dead_letters import DeadLetter, DeadLetterSender
 from orderlog.kafka.inbound import UnreadableMessage, envelope_text
@@ -74,10 +74,8 @@ class Ingest:
         self._consumer = consumer(config, GROUP)
         partition_count(self._consumer, self.topic)  # else a missing topic leaves the group waiting, silent
         self._dead = DeadLetterSender(config)
-        self._assigned: set[int] = set()
-        self._at_end: set[int] = set()
-        self._ever_assigned = False
-        self._started = self._last_assignment = time.monotonic()
+        self._partitions = Assignment("ingest")
+        self._started = time.monotonic()
         self.report = IngestReport()
 
     def run(
@@ -89,11 +87,14 @@ class Ingest:
         try:
             while not should_stop():
                 messages = self._poll()
-                self._take([message for message in messages if self._is_data(message)])
+                self._take([message for message in messages if self._partitions.is_data(message)])
                 if messages:
                     last_message = time.monotonic()
                 # every 5 s, counted from the assignment: a tally of zeros while joining says nothing
-                if self._ever_assigned and time.monotonic() - max(reported, self._last_assignment) > REPORT_SECONDS:
+                if (
+                    self._partitions.ever_assigned
+                    and time.monotonic() - max(reported, self._partitions.last_change) > REPORT_SECONDS
+                ):
                     reported = time.monotonic()
                     progress(self.report)
                 if not follow and self._done(last_message):
@@ -115,11 +116,11 @@ class Ingest:
         """--once: every assigned partition read to its end; or, sharing the group with others,
         nothing more came for a while (a rebalance that leaves this process without partitions
         must not keep it waiting)."""
-        if self._assigned and self._at_end >= self._assigned:
+        if self._partitions.all_read:
             return True
-        if not self._ever_assigned:
+        if not self._partitions.ever_assigned:
             return time.monotonic() - self._started > JOIN_SECONDS
-        return time.monotonic() - max(last_message, self._last_assignment) > ONCE_IDLE_SECONDS
+        return time.monotonic() - max(last_message, self._partitions.last_change) > ONCE_IDLE_SECONDS
 
     def _on_assign(self, reader: Any, partitions: list[TopicPartition]) -> None:
         """Start each partition where the store says its last batch ended (KafkaError if
@@ -132,10 +133,7 @@ class Ingest:
         for assigned in partitions:
             if recorded[assigned.partition] is not None:
                 assigned.offset = recorded[assigned.partition]
-            self._assigned.add(assigned.partition)
-            self._at_end.discard(assigned.partition)
-        self._ever_assigned = True
-        self._last_assignment = time.monotonic()
+        self._partitions.assigned(assigned.partition for assigned in partitions)
         reader.assign(partitions)
 
     def _check_recorded_within_ends(self, recorded: dict[int, int]) -> None:
@@ -156,21 +154,7 @@ class Ingest:
             )
 
     def _on_revoke(self, _reader: Any, partitions: list[TopicPartition]) -> None:
-        for revoked in partitions:
-            self._assigned.discard(revoked.partition)
-            self._at_end.discard(revoked.partition)
-
-    def _is_data(self, message: Any) -> bool:
-        error = message.error()
-        if error is None:
-            self._at_end.discard(message.partition())
-            return True
-        if error.code() == LibrdkafkaError._PARTITION_EOF:
-            self._at_end.add(message.partition())
-            return False
-        if error.retriable() or not error.fatal():
-            return False  # transient (a broker moving, a rebalance): librdkafka goes on by itself
-        raise KafkaError(f"ingest stopped: {error}")
+        self._partitions.revoked(revoked.partition for revoked in partitions)
 
     def _take(self, messages: list[Any]) -> None:
         """A poll's messages, from every partition, in one transaction with each partition's
