@@ -14,7 +14,7 @@ from pydantic import ValidationError
 from orderlog.domain.clock import CLOCK, Clock
 from orderlog.domain.contract import ENGINE_SOURCE, EVENT_TYPES
 from orderlog.domain.engine import own_record
-from orderlog.domain.envelope import Upstream, describe_validation_error
+from orderlog.domain.envelope import describe_validation_error
 from orderlog.domain.order import Order
 from orderlog.domain.stream import Outcome
 from orderlog.domain.text import character_name, unsafe_character
@@ -41,16 +41,7 @@ def tick(app: OrderLog, now: str, by: str | None) -> None:
     """Moves the queue's clock to `now` (event time), if that is later than the last tick."""
     if by is not None:
         _check_actor(by)
-    upstream = Upstream(
-        type="ClockTicked",
-        key=CLOCK,
-        event_id=f"{ENGINE_SOURCE}/tick/{now}",
-        occurred_at=now,
-        source=ENGINE_SOURCE,
-        actor=by,
-        correlation_id=None,
-        data={},
-    )
+    upstream = own_record("ClockTicked", CLOCK, {}, by, event_id=f"{ENGINE_SOURCE}/tick/{now}", occurred_at=now)
     clock = app.stream(Clock, CLOCK)
     if clock is not None:
         decision = clock.handle(upstream)

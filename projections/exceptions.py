@@ -23,7 +23,7 @@ from typing import Any
 
 import orjson
 
-from orderlog.domain.contract import ENGINE_SOURCE
+from orderlog.domain.engine import own_record
 from orderlog.domain.envelope import Upstream
 from orderlog.domain.exceptions import (
     CODES,
@@ -326,15 +326,9 @@ class Exceptions(Projector):
 
 def payment_timeout_cancellation(order_id: str, deadline: str) -> Upstream:
     """The engine's cancellation of an order left unpaid past its deadline, at the deadline."""
-    return Upstream(
-        type="OrderCancelled",
-        key=order_id,
-        event_id=f"{PAYMENT_TIMEOUT_PREFIX}{order_id}",
-        occurred_at=deadline,
-        source=ENGINE_SOURCE,
-        actor=None,
-        correlation_id=None,
-        data={"reason_code": PAYMENT_TIMEOUT_REASON, "initiated_by": "system", "note": ""},
+    data = {"reason_code": PAYMENT_TIMEOUT_REASON, "initiated_by": "system", "note": ""}
+    return own_record(
+        "OrderCancelled", order_id, data, None, event_id=f"{PAYMENT_TIMEOUT_PREFIX}{order_id}", occurred_at=deadline
     )
 
 
