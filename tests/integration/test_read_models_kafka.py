@@ -16,7 +16,6 @@ from hypothesis import strategies as st
 from orderlog.bootstrap import open_orderlog
 from orderlog.config import Config
 from orderlog.kafka.registry import LocalSchemaIds
-from orderlog.kafka.relay import Relay
 from orderlog.simulate import simulate
 from orderlog.store.location import parse_store_url
 from projections import PROJECTORS
@@ -26,27 +25,12 @@ from projections.service import open_views, project
 from projections.sources import KafkaSource, LogSource
 from projections.status import OrderStatus
 from projections.viewstore import ViewStore
+from tests.integration.test_kafka_backbone import publish_lines, relay_once
 from tests.kafka_helpers import kafka_config
 
 pytestmark = pytest.mark.kafka
-NEVER = lambda: False  # noqa: E731
-
-
-def publish(config: Config, lines: list[str]) -> None:
-    app = open_orderlog(config, create=True)
-    try:
-        for _ in app.take(enumerate(lines, start=1)):
-            pass
-    finally:
-        app.close()
-
-
-def relay(config: Config) -> None:
-    app = open_orderlog(config)
-    try:
-        Relay(app, config, LocalSchemaIds()).run(follow=False, should_stop=NEVER, progress=lambda _r: None)
-    finally:
-        app.close()
+publish = publish_lines  # the backbone tests' helpers, named for what these tests do with them
+relay = relay_once
 
 
 def fold_from_log(config: Config, views: ViewStore) -> None:
