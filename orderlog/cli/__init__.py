@@ -14,10 +14,11 @@ from __future__ import annotations
 import logging
 import os
 import sys
+from collections.abc import Mapping
 
 import click
 from confluent_kafka import KafkaException
-from eventsourcing.persistence import PersistenceError
+from eventsourcing.persistence import MapperDeserialisationError, PersistenceError
 
 from orderlog.application import OrderNotFound
 from orderlog.audit import AuditError
@@ -26,6 +27,7 @@ from orderlog.cli.common import cli, echo
 from orderlog.config import debug_requested
 from orderlog.domain.envelope import InvalidEvent
 from orderlog.domain.instants import InstantError
+from orderlog.domain.text import escaped
 from orderlog.intake.parallel import WorkerError
 from orderlog.intake.pipeline import ConcurrentWriteError
 from orderlog.kafka import KafkaError
@@ -57,6 +59,7 @@ EXPECTED_ERRORS: tuple[type[Exception], ...] = (
     KafkaError,
     UnknownProjector,
     ViewQueryError,
+    MapperDeserialisationError,  # a damaged stored record: the message says to run `audit verify`
 )
 """Mistakes and conditions a user can act on: one line, exit code 1."""
 
@@ -65,6 +68,10 @@ def main() -> None:
     debug = debug_requested(os.environ)
     if debug:  # tracebacks of lines orderlog failed on, and of internal errors
         logging.basicConfig(level=logging.DEBUG, stream=sys.stderr, format="orderlog: %(message)s")
+    undecodable = _not_utf8(sys.argv[1:], os.environ)
+    if undecodable:
+        _error(f"{undecodable} is not valid UTF-8: give names, ids and times as text")
+        sys.exit(2)
     try:
         cli.main(prog_name="orderlog", standalone_mode=False)
     except click.exceptions.Exit as done:
@@ -103,6 +110,27 @@ def main() -> None:
             "(run with ORDERLOG_DEBUG=1 for the traceback, and please report it)",
         )
         sys.exit(3)
+
+
+def _not_utf8(arguments: list[str], environment: Mapping[str, str]) -> str:
+    """What, of the command line and orderlog's settings, holds bytes that are not UTF-8 (Python
+    carries them as lone surrogates, which no database, file or terminal takes); empty if none.
+    Checked once here, for every command, rather than failing later wherever one is used."""
+    for number, argument in enumerate(arguments, start=1):
+        if not _encodes(argument):
+            return f"argument {number} ({escaped(argument)})"
+    for name, value in environment.items():
+        if name.startswith("ORDERLOG_") and not _encodes(value):
+            return f"the setting {name}"
+    return ""
+
+
+def _encodes(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _error(message: str) -> None:

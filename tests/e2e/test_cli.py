@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -265,3 +266,43 @@ def test_demo_publishes_and_summarises(tmp_path: Path) -> None:
     assert (tmp_path / "orderlog.db.master-key").stat().st_mode & 0o777 == 0o600
     again = orderlog("demo", "--orders", "300", cwd=tmp_path)
     assert "accepted 0," in again.stdout and "master key" not in again.stderr
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("order", "show", "SO-\udcff"),
+        ("order", "status", "\udcff"),
+        ("holds", "--sku", "\udcff"),
+        ("exceptions", "ack", "X", "--by", "\udcff"),
+        ("views", "sql", "select '\udcff'"),
+        ("publish", "\udcff.jsonl"),
+    ],
+)
+def test_bytes_that_are_not_utf8_on_the_command_line_are_one_line_and_exit_2(
+    tmp_path: Path, args: tuple[str, ...]
+) -> None:
+    """A shell passes any bytes; Python carries what is not UTF-8 as lone surrogates, which no
+    database, file name or terminal takes: every command refuses them up front."""
+    result = orderlog(*args, cwd=tmp_path)
+    assert result.returncode == 2
+    assert_one_line_error(result, "is not valid UTF-8")
+
+
+def test_a_setting_that_is_not_utf8_is_named(tmp_path: Path) -> None:
+    result = orderlog("holds", cwd=tmp_path, env={"ORDERLOG_STORE": "a\udcff.db"})
+    assert result.returncode == 2
+    assert_one_line_error(result, "ORDERLOG_STORE is not valid UTF-8")
+
+
+def test_a_damaged_stored_record_is_named_by_every_reader_not_reported_as_a_defect(
+    tmp_path: Path, history_file: Path
+) -> None:
+    assert orderlog("publish", str(history_file), cwd=tmp_path).returncode == 0
+    with sqlite3.connect(tmp_path / "orderlog.db") as store:
+        (last,) = store.execute("SELECT MAX(rowid) FROM stored_events").fetchone()
+        store.execute("UPDATE stored_events SET state = ? WHERE rowid = ?", (b"{not json", last))
+    for command in (("project", "--once"), ("order", "history", "SO-1")):
+        result = orderlog(*command, cwd=tmp_path)
+        assert result.returncode == 1, (command, result.stderr)
+        assert_one_line_error(result, "is unreadable", "orderlog audit verify")
