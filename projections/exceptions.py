@@ -39,6 +39,7 @@ from orderlog.domain.exceptions import (
 )
 from orderlog.domain.instants import format_instant
 from orderlog.domain.record import Record
+from projections import generations
 from projections.projector import CACHE_ENTITIES, Fetch, Projector
 from projections.viewstore import Table, ViewStore, integer, text
 
@@ -348,8 +349,8 @@ STATUSES = {
 
 def clock(views: ViewStore) -> str:
     """The queue's clock: the latest event time its live generation has folded."""
-    rows = views.query("SELECT watermark FROM view_generations WHERE projector = ? AND live = 1", (Exceptions.name,))
-    return str(rows[0][0]) if rows and rows[0][0] else ""
+    generation = generations.live_generation(views, Exceptions)
+    return "" if generation is None else generations.watermark(views, Exceptions, generation)
 
 
 def queue(

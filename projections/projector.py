@@ -58,10 +58,6 @@ class Projector:
         """Each cached row as the database holds it: only rows that differ are written."""
         self._writing: list[tuple[str, tuple[Any, ...], tuple[Any, ...]]] = []
 
-    @classmethod
-    def handled_types(cls) -> frozenset[str]:
-        return frozenset(name.removeprefix("on_") for name in dir(cls) if name.startswith("on_"))
-
     def apply(self, record: Record) -> None:
         handler = self._handlers.get(record.type)
         if handler is not None:
