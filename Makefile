@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test unit integration e2e lint format bench schemas broker mutation clean
+.PHONY: demo test unit integration e2e lint format bench schemas broker mutation clean chromium wrk console
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit("orderlog needs Python 3.11 or newer") if sys.version_info < (3, 11) else None'
@@ -19,8 +19,33 @@ $(STAMP): pyproject.toml | $(BIN)/python
 demo: $(STAMP)            ## simulate ~2,000 orders into ./orderlog.db and summarise the store
 	$(BIN)/orderlog demo
 
-test: $(STAMP)            ## the whole suite: unit, integration (SQLite, PostgreSQL), end to end
+test: $(STAMP) chromium   ## the whole suite: unit, integration (SQLite, PostgreSQL), end to end, the console in Chromium
 	$(BIN)/python -m pytest
+
+# The console's browser tests drive Debian's Chromium (Playwright cannot download its own browsers
+# everywhere). Installed when this machine lets us (root, or sudo without a password); otherwise
+# those tests skip, saying so in one line.
+# A Debian package installed when missing (as root, or with sudo that asks no password); $(1) the
+# command, $(2) what it is for. Without it, what needs it skips and says so.
+define debian_package
+	@command -v $(1) >/dev/null 2>&1 || { \
+	  sudo=""; [ "$$(id -u)" = 0 ] || sudo="sudo -n"; \
+	  echo "make: installing $(1) (Debian package) for $(2)"; \
+	  export DEBIAN_FRONTEND=noninteractive; \
+	  $$sudo apt-get install -y -qq --no-install-recommends $(1) >/dev/null 2>&1 \
+	  || { $$sudo apt-get update -qq >/dev/null 2>&1 \
+	       && $$sudo apt-get install -y -qq --no-install-recommends $(1) >/dev/null 2>&1; } \
+	  || echo "make: could not install $(1) here: $(2) will skip"; }
+endef
+
+chromium:
+	$(call debian_package,chromium,the console's browser tests)
+
+wrk:
+	$(call debian_package,wrk,the console's benchmark)
+
+console: $(STAMP)         ## the operations console on http://127.0.0.1:8000 (add a user first: see README)
+	$(BIN)/orderlog console
 
 unit: $(STAMP)
 	$(BIN)/python -m pytest tests/unit
@@ -39,7 +64,7 @@ format: $(STAMP)
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-bench: $(STAMP)           ## the figures in the README, measured on this machine
+bench: $(STAMP) wrk       ## the figures in the README, measured on this machine
 	$(BIN)/python -m bench
 
 broker: $(STAMP)          ## a Kafka-protocol broker (Tansu, in memory) on 127.0.0.1:9092, to try the Kafka commands

@@ -6,7 +6,7 @@ import argparse
 import shutil
 from pathlib import Path
 
-from bench import kafka_backbone, read_models, trust, write_side
+from bench import console, kafka_backbone, read_models, trust, write_side
 from bench.common import Report, machine
 
 
@@ -16,7 +16,7 @@ def main() -> None:
     parser.add_argument("--work", type=Path, default=Path(".bench/work"), help="scratch directory")
     parser.add_argument(
         "--only",
-        choices=["write", "trust", "kafka", "views"],
+        choices=["write", "trust", "kafka", "views", "console"],
         action="append",
         help="run only these parts (repeatable; default: all)",
     )
@@ -26,8 +26,14 @@ def main() -> None:
         default=read_models.events_wanted(),
         help=f"events in the read models' log (default {read_models.EVENTS:,}, or ${read_models.EVENTS_VARIABLE})",
     )
+    parser.add_argument(
+        "--console-events",
+        type=int,
+        default=console.events_wanted(),
+        help=f"events behind the console's views (default {console.EVENTS:,}, or ${console.EVENTS_VARIABLE})",
+    )
     args = parser.parse_args()
-    parts = set(args.only or ["write", "trust", "kafka", "views"])
+    parts = set(args.only or ["write", "trust", "kafka", "views", "console"])
     print(f"orderlog benchmarks on {machine()}", flush=True)
     report = Report()
     if parts & {"write", "trust"}:
@@ -38,6 +44,8 @@ def main() -> None:
         kafka_backbone.run(report, args.work, args.runs)
     if "views" in parts:
         read_models.run(report, args.work, args.runs, args.views_events)
+    if "console" in parts:
+        console.run(report, args.work, args.console_events)
     print(f"\nsaved {report.save()}")
     shutil.rmtree(args.work, ignore_errors=True)
 

@@ -308,6 +308,7 @@ class Clocked:
     def __init__(self, source: Any):
         self._source = source
         self.name = source.name
+        self.shows_own_records = source.shows_own_records
         self.first: float | None = None
         self.read = 0
 

@@ -12,20 +12,22 @@ Use cases:
 - read: `read_order` (now, or at a moment), `order_history`, `summary`;
 - the source registry: `register_source`, `revoke_source`, `sources`;
 - personal data: `forget_customer`;
-- trust: `checkpoint`, `verify`, `prove`.
+- trust: `checkpoint`, `checkpoints`, `verify`, `remember_verification`, `last_verification`, `prove`.
+- console accounts: orderlog.accounts.
 Assemble one with orderlog.bootstrap.open_orderlog.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any, TypeVar
 from uuid import UUID
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from eventsourcing.application import Application
-from eventsourcing.persistence import ApplicationRecorder, Mapper, Tracking
+from eventsourcing.persistence import ApplicationRecorder, IntegrityError, Mapper, Tracking
 
 from orderlog.audit.checkpoints import issue_checkpoint, stored_checkpoints
 from orderlog.audit.proofs import order_proof
@@ -35,7 +37,7 @@ from orderlog.domain.moment import Moment
 from orderlog.domain.order import Order
 from orderlog.domain.record import Record
 from orderlog.domain.source import Source, SourceKey
-from orderlog.domain.stream import StreamAggregate
+from orderlog.domain.stream import NotRecorded, Outcome, StreamAggregate, record_time
 from orderlog.intake.outcomes import LineResult
 from orderlog.intake.pipeline import BATCH_LINES, BeforeSave, Intake
 from orderlog.privacy.erasure import forget_customer
@@ -56,6 +58,9 @@ class OrderNotFound(LookupError):
 
 
 NOW = Moment()
+OWN_RECORD_ATTEMPTS = 5
+"""Times a record orderlog makes itself is decided again when another writer appended first."""
+LAST_VERIFICATION = "last_verification"
 
 
 class OrderLog(Application[UUID]):
@@ -131,15 +136,18 @@ class OrderLog(Application[UUID]):
         Raises OrderNotFound when it does not exist, did not exist yet at that moment, or
         has no such version.
         """
-        records = self.records(Order, order_id)
-        if not records:
-            raise OrderNotFound(f"order {order_id} not found in {self.location.label}")
+        return self.order_with_history(order_id, moment)[0]
+
+    def order_with_history(self, order_id: str, moment: Moment = NOW) -> tuple[Order, list[Record]]:
+        """The order as `read_order` gives it, and every record of it (the console's order
+        page shows both), from one read."""
+        records = self.order_history(order_id)
         if moment.version is not None and moment.version > len(records):
             raise OrderNotFound(f"order {order_id} has {len(records)} versions; there is no version {moment.version}")
         state = Order.rebuild(records) if moment.now else Order.replay(records, moment.keeps)
         if state is None:
             raise OrderNotFound(f"order {order_id} had not been submitted by {moment.words()}")
-        return state
+        return state, records
 
     def order_history(self, order_id: str) -> list[Record]:
         """Every record of an order, in version order; OrderNotFound if it has none."""
@@ -180,6 +188,19 @@ class OrderLog(Application[UUID]):
     def prove(self, order_id: str, checkpoint: dict[str, Any], log_public_key: str) -> dict[str, Any]:
         return order_proof(self, order_id, checkpoint, log_public_key)
 
+    def checkpoints(self, *, latest: int | None = None) -> list[dict[str, Any]]:
+        """Every checkpoint this store kept (or the `latest` few), oldest first."""
+        return stored_checkpoints(self, latest=latest)
+
+    def remember_verification(self, result: Verification) -> None:
+        """Keeps when the log was last verified and what was found, for the console's audit page."""
+        summary = {"at": record_time(), "ok": result.ok, "headline": result.headline()}
+        self.database.set_meta(LAST_VERIFICATION, json.dumps(summary))
+
+    def last_verification(self) -> dict[str, Any] | None:
+        kept = self.database.get_meta(LAST_VERIFICATION)
+        return None if kept is None else dict(json.loads(kept))
+
     # ------------------------------------------------------------ streams and records
 
     def stream(self, cls: type[S], key: str) -> S | None:
@@ -216,11 +237,27 @@ class OrderLog(Application[UUID]):
             self.recorder.insert_events(stored, positions=positions)
 
     def record_own(self, cls: type[S], upstream: Upstream) -> S:
-        """Appends (or opens the stream with) a record orderlog makes itself, and stores it."""
-        stream = self.stream(cls, upstream.key)
-        if stream is None:
-            stream = cls.open(upstream)
-        else:
-            stream.handle(upstream)
-        self.save_events(stream.collect_events())
-        return stream
+        """Appends (or opens the stream with) a record orderlog makes itself, and stores it.
+        Another writer appending to the stream meanwhile (the CLI beside the console) makes it
+        read the stream again and decide again. The same record again (its event id: the
+        queue's payment timeouts, decided by two queues) is recorded already, and nothing is
+        done. NotRecorded, storing nothing, when the stream refuses it: the caller checked
+        before asking, so another writer got there in between."""
+        for attempt in range(OWN_RECORD_ATTEMPTS):
+            stream = self.stream(cls, upstream.key)
+            if stream is None:
+                stream = cls.open(upstream)
+            else:
+                decision = stream.handle(upstream)
+                if decision.outcome is Outcome.DUPLICATE:  # the same record (its event id): recorded already
+                    return stream
+                if decision.outcome is not Outcome.ACCEPTED:
+                    raise NotRecorded(decision.reason or f"{upstream.type} {upstream.event_id} was not recorded")
+            try:
+                self.save_events(stream.collect_events())
+            except IntegrityError:
+                if attempt == OWN_RECORD_ATTEMPTS - 1:
+                    raise
+                continue
+            return stream
+        raise AssertionError("unreachable")

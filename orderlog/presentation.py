@@ -9,6 +9,8 @@ major units).
 
 from __future__ import annotations
 
+import csv
+import io
 from typing import Any
 
 from orderlog.domain.contract import EVENT_TYPES
@@ -64,3 +66,24 @@ def record_view(stored: Record, vault: Vault) -> dict[str, Any]:
 
 def _opened_address(sealed: dict[str, Any], vault: Vault) -> dict[str, Any]:
     return {**vault.open_address(sealed), "valid": sealed["valid"], "problems": sealed["problems"]}
+
+
+def as_csv_text(rows: list[dict[str, Any]], columns: list[str] | None = None) -> str:
+    """Rows as CSV with a header line (the command line's --csv, the console's downloads);
+    given its `columns`, an empty table is still its header."""
+    if not rows and columns is None:
+        return ""
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=columns or list(rows[0]), lineterminator="\n")
+    writer.writeheader()
+    writer.writerows({name: _inert(value) for name, value in row.items()} for row in rows)
+    return buffer.getvalue()
+
+
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _inert(value: Any) -> Any:
+    """Text from upstream (a channel, a reason) that a spreadsheet would run as a formula
+    (`=HYPERLINK(...)`) is written with a leading `'`, which spreadsheets show as text."""
+    return f"'{value}" if isinstance(value, str) and value.startswith(FORMULA_STARTS) else value

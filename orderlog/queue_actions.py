@@ -16,7 +16,7 @@ from orderlog.domain.contract import ENGINE_SOURCE, EVENT_TYPES
 from orderlog.domain.engine import own_record
 from orderlog.domain.envelope import describe_validation_error
 from orderlog.domain.order import Order
-from orderlog.domain.stream import Outcome
+from orderlog.domain.stream import NotRecorded, Outcome
 from orderlog.domain.text import character_name, unsafe_character
 
 if TYPE_CHECKING:
@@ -29,12 +29,16 @@ class QueueActionError(ValueError):
 
 def act_on_exception(app: OrderLog, action: str, exception: dict[str, Any], by: str, note: str) -> None:
     """Records `action` (ExceptionAcknowledged or ExceptionResolved) by `by` on the exception's order."""
+    _check_open(action, exception)
     if not by.strip():
         raise QueueActionError("--by must name who acts (a person or a team)")
     _check_actor(by)
     data = {"exception_id": exception["exception_id"], "code": exception["code"], "note": note}
     _check(action, data)
-    app.record_own(Order, own_record(action, exception["order_id"], data, by.strip()))
+    try:
+        app.record_own(Order, own_record(action, exception["order_id"], data, by.strip()))
+    except NotRecorded as refused:  # someone else acted first, or the queue view lags behind the order
+        raise QueueActionError(str(refused)) from None
 
 
 def tick(app: OrderLog, now: str, by: str | None) -> None:
@@ -50,6 +54,22 @@ def tick(app: OrderLog, now: str, by: str | None) -> None:
         app.save_events(clock.collect_events())
         return
     app.record_own(Clock, upstream)
+
+
+def _check_open(action: str, item: dict[str, Any]) -> None:
+    """Only an order's exception that is still open takes an action (and one ack)."""
+    exception_id = item["exception_id"]
+    if item["order_id"] is None:
+        raise QueueActionError(
+            f"{exception_id} clears itself when the SKU is counted again or holds are released; it takes no action"
+        )
+    if item["status"] == "resolved":
+        how = "automatically" if item["resolution"] == "automatic" else f"by {item['resolved_by']}"
+        raise QueueActionError(f"{exception_id} was already resolved {how} at {item['resolved_at']}")
+    if action == "ExceptionAcknowledged" and item["status"] == "acknowledged":
+        raise QueueActionError(
+            f"{exception_id} was already acknowledged by {item['acknowledged_by']} at {item['acknowledged_at']}"
+        )
 
 
 def _check_actor(by: str) -> None:

@@ -39,7 +39,7 @@ from orderlog.domain.exceptions import (
 )
 from orderlog.domain.instants import format_instant
 from orderlog.domain.record import Record
-from projections import generations
+from projections import generations, holds
 from projections.projector import CACHE_ENTITIES, Fetch, Projector
 from projections.viewstore import Table, ViewStore, integer, text
 
@@ -67,6 +67,7 @@ EXCEPTIONS = Table(
     ),
     ("order_id", "exception_id"),
     "per exception: code, owner, detected and due (event time), status, how and by whom it was resolved",
+    indexes=(("exception_id",), ("status", "due_at", "department")),  # the last covers by_department
 )
 FACTS = Table(
     "exception_facts",
@@ -347,6 +348,11 @@ STATUSES = {
 """What `exceptions list --status` selects; `active` (open or acknowledged) is what people work."""
 
 
+def built(views: ViewStore) -> bool:
+    """Whether the queue can be read here (its projector has run at least once)."""
+    return views.has(EXCEPTIONS.name)
+
+
 def clock(views: ViewStore) -> str:
     """The queue's clock: the latest event time its live generation has folded."""
     generation = generations.live_generation(views, Exceptions)
@@ -361,57 +367,133 @@ def queue(
     kind: str | None = None,
     department: str | None = None,
     overdue: bool = False,
+    order_id: str | None = None,
+    limit: int | None = None,
+    offset: int = 0,
 ) -> list[dict[str, Any]]:
-    """The queue, overdue first, then by due time: the orders' exceptions, and the SKUs oversold."""
+    """The queue, overdue first, then by due time: the orders' exceptions, and the SKUs
+    oversold. The filters and the order run in the database, so a page of a long queue
+    reads only up to that page (`offset`, `limit`)."""
     now = clock(views)
-    items = _order_exceptions(views, STATUSES[status]) + _oversold(views, STATUSES[status])
-    chosen = [
-        {**item, "overdue": item["status"] != "resolved" and bool(now) and item["due_at"] < now}
-        for item in items
-        if (code is None or item["code"] == code)
-        and (kind is None or item["type"] == kind)
-        and (department is None or item["department"] == department)
-    ]
-    if overdue:
-        chosen = [item for item in chosen if item["overdue"]]
-    return sorted(chosen, key=lambda item: (not item["overdue"], item["due_at"], item["exception_id"]))
+    wanted = {"code": code, "type": kind, "department": department, "order_id": order_id}
+    statuses = STATUSES[status]
+    reach = None if limit is None else offset + limit
+    items = _order_exceptions(views, statuses, wanted, now, overdue=overdue, limit=reach)
+    if order_id is None:
+        items += _oversold(views, statuses, wanted, now, overdue=overdue, limit=reach)
+    chosen = sorted(
+        (_with_overdue(item, now) for item in items),
+        key=lambda item: (not item["overdue"], item["due_at"], item["exception_id"]),
+    )
+    return chosen[offset:reach]
 
 
 def one(views: ViewStore, exception_id: str) -> dict[str, Any] | None:
-    found = [item for item in queue(views, status="all") if item["exception_id"] == exception_id]
-    return found[0] if found else None
+    now = clock(views)
+    if exception_id.startswith("OVERSOLD:"):
+        found = _oversold(views, STATUSES["all"], {"sku": exception_id.removeprefix("OVERSOLD:")}, now)
+    else:
+        found = _order_exceptions(views, STATUSES["all"], {"exception_id": exception_id}, now)
+    return _with_overdue(found[0], now) if found else None
+
+
+def _with_overdue(item: dict[str, Any], now: str) -> dict[str, Any]:
+    return {**item, "overdue": item["status"] != "resolved" and bool(now) and item["due_at"] < now}
 
 
 def by_department(views: ViewStore) -> list[dict[str, Any]]:
-    """Open (and acknowledged) exceptions per department, with how many are overdue."""
+    """Open (and acknowledged) exceptions per department, with how many are overdue: counted
+    in the database, so the figure costs the same however long the queue is."""
+    now = clock(views)
     counts: dict[str, dict[str, Any]] = {}
-    for item in queue(views):
+    if views.has(EXCEPTIONS.name):
+        active = STATUSES["active"]
+        rows = views.rows(
+            "SELECT department, COUNT(*) AS active, SUM(CASE WHEN due_at < ? THEN 1 ELSE 0 END) AS overdue "
+            f"FROM {EXCEPTIONS.name} WHERE status IN ({', '.join('?' * len(active))}) GROUP BY department",
+            [now, *active],
+        )
+        counts = {row["department"]: {**row, "overdue": int(row["overdue"] or 0) if now else 0} for row in rows}
+    for item in _oversold(views, STATUSES["active"], {}, now):
         row = counts.setdefault(item["department"], {"department": item["department"], "active": 0, "overdue": 0})
         row["active"] += 1
-        row["overdue"] += int(item["overdue"])
+        row["overdue"] += int(bool(now) and item["due_at"] < now)
     return sorted(counts.values(), key=lambda row: (-row["overdue"], -row["active"], row["department"]))
 
 
-def _order_exceptions(views: ViewStore, statuses: tuple[str, ...]) -> list[dict[str, Any]]:
+def _order_exceptions(
+    views: ViewStore,
+    statuses: tuple[str, ...],
+    wanted: dict[str, str | None],
+    now: str,
+    *,
+    overdue: bool = False,
+    limit: int | None = None,
+) -> list[dict[str, Any]]:
+    """The first `limit` of each status by due time. Within one status, due time orders as
+    the queue does (overdue first: for an active exception, overdue is due before the
+    clock; a resolved one is never overdue), so each status walks its (status, due_at)
+    index and stops at `limit` rather than sorting the whole queue; `queue` merges them.
+    One order's (or one exception) is read by its key instead: walking the due-time index
+    for a handful of rows would read every exception of the status."""
     if not views.has(EXCEPTIONS.name):
         return []
-    chosen = ", ".join("?" * len(statuses))
-    rows = views.rows(
-        f"SELECT {', '.join(EXCEPTIONS.names)} FROM {EXCEPTIONS.name} WHERE status IN ({chosen})", statuses
-    )
+    if wanted.get("order_id") is not None or wanted.get("exception_id") is not None:
+        by_status, limit = [statuses], None  # a few rows, found by their key: read at once
+    else:
+        by_status = [(status,) for status in statuses]
+    rows = []
+    for chosen in by_status:
+        where, parameters = _where(chosen, wanted, now, overdue)
+        statement = (
+            f"SELECT {', '.join(EXCEPTIONS.names)} FROM {EXCEPTIONS.name} WHERE {where} "
+            "ORDER BY due_at, exception_id" + ("" if limit is None else f" LIMIT {int(limit)}")
+        )
+        rows += views.rows(statement, parameters)
     for row in rows:
         row["caused_by"] = json.loads(row["caused_by"])
     return rows
 
 
-def _oversold(views: ViewStore, statuses: tuple[str, ...]) -> list[dict[str, Any]]:
+def _where(statuses: tuple[str, ...], wanted: dict[str, str | None], now: str, overdue: bool) -> tuple[str, list[Any]]:
+    clauses = [f"status IN ({', '.join('?' * len(statuses))})"]
+    parameters: list[Any] = list(statuses)
+    for column, value in wanted.items():
+        if value is not None:
+            clauses.append(f"{column} = ?")
+            parameters.append(value)
+    if overdue:
+        clauses.append("status <> 'resolved' AND due_at < ?")
+        parameters.append(now)
+    return " AND ".join(clauses), parameters
+
+
+def _oversold(
+    views: ViewStore,
+    statuses: tuple[str, ...],
+    wanted: dict[str, str | None],
+    now: str,
+    *,
+    overdue: bool = False,
+    limit: int | None = None,
+) -> list[dict[str, Any]]:
     """OVERSOLD, from the holds view: open while available < 0 (it has no history of its own)."""
-    if "open" not in statuses or not views.has("holds_by_sku"):
+    code = CODES["OVERSOLD"]
+    chosen = {"code": code.code, "type": code.type, "department": str(code.department)}
+    if "open" not in statuses or not holds.built(views):
+        return []
+    if any(wanted.get(column) not in (None, value) for column, value in chosen.items()):
         return []
     settings = Settings.from_env()
-    code = CODES["OVERSOLD"]
-    rows = views.rows("SELECT sku, available, oversold_since, oversold_event FROM holds_by_sku WHERE available < 0")
-    return [
+    sku = wanted.get("sku")
+    rows = views.rows(
+        f"SELECT sku, available, oversold_since, oversold_event FROM {holds.BY_SKU.name} WHERE available < 0"
+        + (" AND sku = ?" if sku is not None else "")
+        + " ORDER BY oversold_since, sku"
+        + ("" if limit is None else f" LIMIT {int(limit)}"),
+        [sku] if sku is not None else [],
+    )
+    items = [
         {
             "order_id": None,
             "exception_id": f"OVERSOLD:{row['sku']}",
@@ -434,6 +516,7 @@ def _oversold(views: ViewStore, statuses: tuple[str, ...]) -> list[dict[str, Any
         }
         for row in rows
     ]
+    return [item for item in items if not overdue or (bool(now) and item["due_at"] < now)]
 
 
 def headline(views: ViewStore) -> str:

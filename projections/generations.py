@@ -27,12 +27,17 @@ def live_generation(views: ViewStore, projector: type[Projector]) -> int | None:
 
 def ensure_live(views: ViewStore, projector: type[Projector]) -> int:
     """The live generation, created (empty, generation 1) the first time a projector runs;
-    two processes starting at once create one, not two."""
+    two processes starting at once create one, not two. A live generation built by an
+    earlier release gains the indexes this one declares."""
     with views.transaction() as cursor:
         cursor.execute("SELECT generation FROM view_generations WHERE projector = ? AND live = 1", (projector.name,))
         found = cursor.fetchall()
         if found:
-            return int(found[0][0])
+            generation = int(found[0][0])
+            for table in projector.tables:  # indexes a newer release reads by (built once, then a no-op)
+                for statement in table.create_indexes(generation):
+                    cursor.execute(statement)
+            return generation
         generation = _create(cursor, views, projector, until=None)
         _point_at(cursor, projector, generation)
     return generation

@@ -154,8 +154,11 @@ def _settle(row: list[Any], record: Record) -> None:
         row[OVERSOLD_SINCE] = row[OVERSOLD_EVENT] = None
 
 
-def report(views: ViewStore, *, sku: str | None = None, order_id: str | None = None) -> dict[str, list[dict[str, Any]]]:
-    """Per SKU (oversold first, then least available) and per order: what the warehouse works from."""
+def report(
+    views: ViewStore, *, sku: str | None = None, order_id: str | None = None, limit: int | None = None
+) -> dict[str, list[dict[str, Any]]]:
+    """Per SKU (oversold first, then least available; the first `limit`) and per order: what
+    the warehouse works from."""
     where, parameters = "", ()
     if sku is not None:
         where, parameters = " WHERE sku = ?", (sku,)
@@ -164,7 +167,8 @@ def report(views: ViewStore, *, sku: str | None = None, order_id: str | None = N
     by_sku = views.rows(
         "SELECT sku, held, on_hand, available, counted, counted_at, dispatched_since_count FROM holds_by_sku"
         f"{where} ORDER BY CASE WHEN available < 0 THEN 0 ELSE 1 END, "
-        "CASE WHEN available IS NULL THEN 1 ELSE 0 END, available, sku",
+        "CASE WHEN available IS NULL THEN 1 ELSE 0 END, available, sku"
+        + ("" if limit is None else f" LIMIT {int(limit)}"),
         parameters,
     )
     order_where, order_parameters = ("", ())
@@ -182,6 +186,15 @@ def report(views: ViewStore, *, sku: str | None = None, order_id: str | None = N
         else []
     )
     return {"skus": by_sku, "orders": by_order}
+
+
+def built(views: ViewStore) -> bool:
+    """Whether the holds view can be read here (its projector has run at least once)."""
+    return views.has(BY_SKU.name)
+
+
+def sku_count(views: ViewStore) -> int:
+    return int(views.query("SELECT COUNT(*) FROM holds_by_sku")[0][0])
 
 
 def headline(views: ViewStore) -> str:

@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, ClassVar
 
+from orderlog.domain.contract import EVENT_TYPES
 from orderlog.domain.record import Record
 from projections.viewstore import Table
 
@@ -25,9 +26,9 @@ CACHE_ENTITIES = 25_000
 a commit, so memory stays bounded however long the log is (a replay of 1,000,000 events with
 200,000 per table took 3.3 GB; what leaves the cache is read back from the view database)."""
 
-PEOPLES_ACTIONS = frozenset({"ExceptionAcknowledged", "ExceptionResolved"})
+PEOPLES_ACTIONS = frozenset(name for name, event_type in EVENT_TYPES.items() if event_type.wall_clock)
 """Records of what a person did, at the wall clock's time: they never move a projector's clock
-(acknowledging an exception on last March's traffic must not make all of it overdue)."""
+(see EventType.wall_clock)."""
 
 Rows = dict[tuple[Any, ...], list[Any]]
 """An entity's rows: key (the table's key columns) -> row (every column, in declared order)."""

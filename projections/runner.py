@@ -44,6 +44,9 @@ def _fewer_collections() -> Iterator[None]:
 
 class Source(Protocol):
     name: str
+    #: Whether records the engine makes at a projector's request show up here at once (the
+    #: store's log) rather than later, through the relay (Kafka).
+    shows_own_records: bool
 
     def batches(self, start: Start, *, follow: bool, should_stop: Callable[[], bool]) -> Any: ...
 
@@ -114,14 +117,19 @@ class Runner:
         after every batch how many records have been read."""
         read = 0
         with _fewer_collections():
-            for batch in source.batches(self.start, follow=follow, should_stop=should_stop):
-                if batch.records:
-                    self.apply(batch)
-                    read += len(batch.records)
-                    progress(read)
-                else:  # drained: what was decided while catching up can be asked for now
-                    self._hand_over(caught_up=True)
-            self._hand_over(caught_up=True)
+            while True:
+                for batch in source.batches(self.start, follow=follow, should_stop=should_stop):
+                    if batch.records:
+                        self.apply(batch)
+                        read += len(batch.records)
+                        progress(read)
+                    else:  # drained: what was decided while catching up can be asked for now
+                        self._hand_over(caught_up=True)
+                # Records asked for at the very end are on the log but not yet folded: a run
+                # that stops once drained reads them too, so it never ends behind its own work.
+                asked = self._hand_over(caught_up=True)
+                if not (asked and source.shows_own_records) or follow or should_stop():
+                    break
         return self.reports(source)
 
     def start(self, source_name: str) -> int:
@@ -145,14 +153,18 @@ class Runner:
                 lane.projector.committed()
             self._hand_over(caught_up=batch.caught_up)
 
-    def _hand_over(self, *, caught_up: bool) -> None:
-        """The records projectors ask the engine to make (a replay has nobody to ask)."""
+    def _hand_over(self, *, caught_up: bool) -> bool:
+        """The records projectors ask the engine to make (a replay has nobody to ask); whether
+        any were asked for."""
         if self._commands is None:
-            return
+            return False
+        asked = False
         for lane in self.lanes:
             commands = lane.projector.take_commands(caught_up=caught_up)
             if commands:
                 self._commands(commands)
+                asked = True
+        return asked
 
     def reports(self, source: Source | None) -> list[ProjectorReport]:
         return [

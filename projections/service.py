@@ -72,6 +72,12 @@ def project(
     return runner.run(source, follow=follow, should_stop=should_stop, progress=progress)
 
 
+def catch_up(views: ViewStore, engine: OrderLog, kinds: Sequence[type[Projector]]) -> None:
+    """Embedded mode: folds what the log holds now into `kinds`, so that whoever just acted
+    (acknowledged an exception, ticked the clock) sees it on their next read."""
+    project(views, kinds, LogSource(engine.log_reader), follow=False, engine=engine)
+
+
 def record_decisions(engine: OrderLog, upstreams: list[Upstream]) -> None:
     """The engine's own decisions (cancellations for payment timeouts), each recorded once: a
     second one with the same event id is a duplicate the order refuses to count."""

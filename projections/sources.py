@@ -55,6 +55,7 @@ class LogSource:
     """The store's log through the one log reader, paged; waits when drained (`follow`)."""
 
     name = "the store's log"
+    shows_own_records = True
 
     def __init__(self, reader: LogReader, *, batch: int = BATCH):
         self._reader = reader
@@ -80,6 +81,8 @@ class KafkaSource:
     """`orderlog.events` through a consumer group named after the projectors, one group per
     set of projectors run together (`orderlog.project.holds`): each scales by partition.
     Positions come from the view database, not the group's committed offsets."""
+
+    shows_own_records = False  # they arrive later, through the relay
 
     def __init__(self, config: Config, ids: SchemaIds, group: str, *, batch: int = BATCH, whole_topic: bool = False):
         """`whole_topic`: read every partition in this process (no sharing within the group),

@@ -130,6 +130,7 @@ class ViewStore:
     def __init__(self, location: StoreLocation):
         self.location = location
         self.postgres = location.kind == "postgres"
+        self._made: set[str] = set()
         if self.postgres:  # psycopg is an extra: imported only when PostgreSQL is asked for
             from eventsourcing.postgres import PostgresDatastore, PostgresTrackingRecorder
 
@@ -226,7 +227,10 @@ class ViewStore:
         return f"postgresql://{where.user}@{where.host}:{where.port}/{where.dbname}?options={options}"
 
     def has(self, view: str) -> bool:
-        """Whether readers can query `view` (its projector has run here at least once)."""
+        """Whether readers can query `view` (its projector has run here at least once). A view
+        once made stays (a replay points it at another generation), so a yes is remembered."""
+        if view in self._made:
+            return True
         if self.postgres:
             found = self.query(
                 "SELECT 1 FROM information_schema.views WHERE table_schema = ? AND table_name = ?",
@@ -234,6 +238,8 @@ class ViewStore:
             )
         else:
             found = self.query("SELECT 1 FROM sqlite_master WHERE type = 'view' AND name = ?", (view,))
+        if found:
+            self._made.add(view)
         return bool(found)
 
     def record_positions(self, cursor: Any, positions: Sequence[Tracking], read_from: Sequence[int] = ()) -> None:
@@ -252,6 +258,13 @@ class ViewStore:
 
     def position(self, name: str) -> int | None:
         return self.tracking.max_tracking_id(name)
+
+    def stamp(self) -> tuple[tuple[str, int], ...]:
+        """Every projector generation's position: it changes whenever any view does (a batch
+        committed, a generation switched in), so a reader may keep what it read until then."""
+        table = TRACKING_TABLE if self.postgres else "tracking"  # the library's SQLite name is fixed
+        rows = self.query(f"SELECT application_name, MAX(notification_id) FROM {table} GROUP BY application_name")
+        return tuple(sorted((str(name), int(position)) for name, position in rows))
 
     def close(self) -> None:
         self.datastore.close()

@@ -83,6 +83,7 @@ class ListSource:
     same records a LogSource yields, chosen by the test (e.g. only those up to a moment)."""
 
     name = "a list of records"
+    shows_own_records = False  # the list is fixed when the test makes it
 
     def __init__(self, records: Sequence[tuple[int, Record]], *, batch: int = 5_000):
         self._records = list(records)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from orderlog.audit.log import LogEntry, entry_from_row, quick_fields, sealed_digest
 from orderlog.audit_verify import GENESIS_HASH, leaf_hash
@@ -42,13 +43,20 @@ class Divergence:
 @dataclass
 class Gap:
     """Versions `first` to `last` of a stream, missing where its version `came` (`label`,
-    at store `position`) came too early; they may yet turn up later in the log."""
+    at store `position`) came too early; they may yet turn up later in the log. The links
+    around it are kept to be checked when they do: the hash version `first` must link to
+    (`link_before`, "" when unknown) and the link the record after `last` states
+    (`link_after`)."""
 
     first: int
     last: int
     came: int
     label: str
     position: int
+    link_before: str = ""
+    link_after: str = ""
+    after_label: str = ""
+    after_position: int | None = None
 
 
 class Chains:
@@ -127,11 +135,21 @@ class Chains:
                 problems.append(f"the record names {stream} {key}, but its stream holds {previous[0]} {previous[1]}")
             expected_version, expected_link = previous[2] + 1, previous[3]
         if entry.version < expected_version:  # the chain stays at its latest version
-            problems.append(self._late(entry, expected_version - 1))
+            problems.append(self._late(entry, record, expected_version - 1))
             return problems
         if entry.version > expected_version:
             self._gaps.setdefault(entry.originator_id, []).append(
-                Gap(expected_version, entry.version - 1, entry.version, entry.label, entry.position)
+                Gap(
+                    expected_version,
+                    entry.version - 1,
+                    entry.version,
+                    entry.label,
+                    entry.position,
+                    link_before=expected_link,
+                    link_after=str(record.get("prev_hash")),
+                    after_label=entry.label,
+                    after_position=entry.position,
+                )
             )
         elif expected_link and record.get("prev_hash") != expected_link:
             problems.append(
@@ -142,18 +160,21 @@ class Chains:
         heads[entry.originator_id] = (str(stream), str(key), entry.version, str(record["hash"]))
         return problems
 
-    def _late(self, entry: LogEntry, latest: int) -> str:
-        """A version older than the stream's latest: reordered if it fills a gap, else repeated."""
+    def _late(self, entry: LogEntry, record: dict[str, Any], latest: int) -> str:
+        """A version older than the stream's latest: reordered if it fills a gap (its links to
+        the records around the gap checked too), else repeated."""
         gaps = self._gaps.get(entry.originator_id, [])
         gap = next((gap for gap in gaps if gap.first <= entry.version <= gap.last), None)
         if gap is None:
             return f"it comes after version {latest} of its stream: repeated or reordered"
         gaps.remove(gap)
-        gaps += [
-            Gap(first, last, gap.came, gap.label, gap.position)
-            for first, last in ((gap.first, entry.version - 1), (entry.version + 1, gap.last))
-            if first <= last
-        ]
+        stored_hash, stated_link = str(record.get("hash")), str(record.get("prev_hash"))
+        below = Gap(gap.first, entry.version - 1, gap.came, gap.label, gap.position, gap.link_before, stated_link)
+        above = Gap(entry.version + 1, gap.last, gap.came, gap.label, gap.position, stored_hash, gap.link_after)
+        below.after_label, below.after_position = entry.label, entry.position
+        above.after_label, above.after_position = gap.after_label, gap.after_position
+        gaps += [part for part in (below, above) if part.first <= part.last]
+        self._check_links_around(entry, gap, stored_hash, stated_link)
         self._diverge(
             Divergence(
                 gap.label,
@@ -166,3 +187,18 @@ class Chains:
             f"it comes after version {gap.came} of its stream (store position {gap.position}): "
             "the records were reordered"
         )
+
+    def _check_links_around(self, entry: LogEntry, gap: Gap, stored_hash: str, stated_link: str) -> None:
+        """A late record that fills the start of a gap must link to the record before the gap,
+        and the record after the gap must link to one that fills its end: a reordered record
+        is no excuse for a broken chain."""
+        if entry.version == gap.first and gap.link_before and stated_link != gap.link_before:
+            what = (
+                f"its prev_hash does not link to version {entry.version - 1}"
+                if entry.version > 1
+                else "its prev_hash is not the genesis hash"
+            )
+            self._diverge(Divergence(entry.label, what, entry.position))
+        if entry.version == gap.last and gap.after_position is not None and gap.link_after != stored_hash:
+            what = f"its prev_hash does not link to version {entry.version}"
+            self._diverge(Divergence(gap.after_label, what, gap.after_position))

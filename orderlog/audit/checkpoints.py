@@ -103,19 +103,21 @@ def issue_checkpoint(app: OrderLog, signing_key: Ed25519PrivateKey) -> dict[str,
     return checkpoint
 
 
-def stored_checkpoints(app: OrderLog) -> list[dict[str, Any]]:
-    """Every checkpoint the store kept, as issued (`map_root` for those that signed one);
-    values as stored, for verification to check like any checkpoint file."""
+def stored_checkpoints(app: OrderLog, *, latest: int | None = None) -> list[dict[str, Any]]:
+    """Every checkpoint the store kept (or the `latest` few), oldest first, as issued
+    (`map_root` for those that signed one); values as stored, for verification to check
+    like any checkpoint file. A page showing the latest does not read years of them."""
     columns = ", ".join(f"c.{name}" for name in FIELDS)
+    newest_first = "" if latest is None else f" DESC LIMIT {int(latest)}"
     with app.database.transaction(commit=False) as cursor:
         rows = cursor.execute(
             app.database.sql(
                 f"SELECT {columns}, m.map_root FROM {{checkpoints}} c "
-                "LEFT JOIN {checkpoint_maps} m ON m.signature = c.signature ORDER BY c.tree_size"
+                f"LEFT JOIN {{checkpoint_maps}} m ON m.signature = c.signature ORDER BY c.tree_size{newest_first}"
             )
         ).fetchall()
     checkpoints = []
-    for row in rows:
+    for row in rows if latest is None else reversed(rows):
         checkpoint = dict(zip(FIELDS, row[:-1], strict=True))
         if row[-1] is not None:
             checkpoint["map_root"] = row[-1]

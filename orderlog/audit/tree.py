@@ -112,6 +112,15 @@ class PersistedTree:
         )
         return [(row[0], row[1:]) for row in rows]
 
+    def positions(self, start: int, count: int) -> list[int]:
+        """The store positions of `count` leaves from index `start`: a chunk's hash covers its
+        records' hashes, not where they sit in the log."""
+        rows = self._database.scan(
+            "SELECT notification_id FROM {merkle_leaves} WHERE leaf_index >= ? ORDER BY leaf_index LIMIT ?",
+            (start, count),
+        )
+        return [int(row[0]) for row in rows]
+
     def leaves_between(self, start: int, end: int, page: int = 50_000) -> Iterator[Leaf]:
         """The leaves from index `start` up to (not including) `end`, read a page at a time."""
         while start < end and (rows := self.leaves(start, min(page, end - start))):

@@ -161,8 +161,11 @@ def _verify(app: OrderLog, checkpoints: list[tuple[str, dict[str, Any]]], public
         leaves.append(leaf)
         if len(leaves) == CHUNK:  # a chunk of the log is complete: does the persisted tree agree?
             digest, index = perfect_root(leaves), frontier.size >> CHUNK_LEVEL
-            if persisted_chunks.get(index, digest) != digest or (
-                index not in persisted_chunks and index * CHUNK < persisted_size
+            persisted = index * CHUNK < persisted_size
+            if (
+                persisted_chunks.get(index, digest) != digest
+                or (persisted and index not in persisted_chunks)
+                or (persisted and tree.positions(index * CHUNK, CHUNK) != [row[0] for row, _ in chunk])
             ):
                 _compare_leaves(result, tree, index * CHUNK, chunk, persisted_size)
             frontier.append_subtree(CHUNK_LEVEL, digest)
@@ -254,6 +257,11 @@ def _differs_from_tree(
     recorded = f"{stream} {key} version {version} (store position {leaf_position})"
     if leaf_position == position and now == (stream, key, version):
         return "its hash differs from the one the Merkle tree recorded at checkpoint time: altered since"
+    if recorded_here == leaf:
+        return (
+            f"the Merkle tree recorded it, in this place in the log, at store position {leaf_position}: the "
+            "log's positions were changed since the checkpoint (proofs look records up by position)"
+        )
     if recorded_here is not None and recorded_here[0] == moved_to:
         return (
             f"it and {stream} {key} version {version} swapped places since the checkpoint: the Merkle tree "

@@ -20,9 +20,24 @@ import click
 from confluent_kafka import KafkaException
 from eventsourcing.persistence import MapperDeserialisationError, PersistenceError
 
+from orderlog.accounts import AccountError
 from orderlog.application import OrderNotFound
 from orderlog.audit import AuditError
-from orderlog.cli import audit, customers, kafka, keys, orders, publish, queue, sources, store, traffic, views
+from orderlog.cli import (
+    audit,
+    console,
+    customers,
+    kafka,
+    keys,
+    orders,
+    publish,
+    queue,
+    sources,
+    store,
+    traffic,
+    users,
+    views,
+)
 from orderlog.cli.common import cli, echo
 from orderlog.config import debug_requested
 from orderlog.domain.envelope import InvalidEvent
@@ -40,7 +55,7 @@ from orderlog.store.location import StoreError
 from projections import UnknownProjector
 from projections.viewstore import ViewQueryError
 
-COMMAND_GROUPS = (audit, customers, kafka, keys, orders, publish, queue, sources, store, traffic, views)
+COMMAND_GROUPS = (audit, console, customers, kafka, keys, orders, publish, queue, sources, store, traffic, users, views)
 """Imported for what they register on `cli`."""
 
 EXPECTED_ERRORS: tuple[type[Exception], ...] = (
@@ -55,6 +70,7 @@ EXPECTED_ERRORS: tuple[type[Exception], ...] = (
     WorkerError,
     AuditError,
     SourceError,
+    AccountError,
     ErasureError,
     KafkaError,
     UnknownProjector,

@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import sqlite3
 import sys
 from pathlib import Path
 
 import click
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from eventsourcing.persistence import PersistenceError
 
 from orderlog.audit import AuditError
 from orderlog.audit.checkpoints import load_checkpoint, write_checkpoint
+from orderlog.audit.verification import Verification
+from orderlog.bootstrap import open_store
 from orderlog.cli.common import OUTPUT_FILE, cli, current_config, echo, opened
 from orderlog.sources.signing import load_private_key, public_pem, read_public_key
+from orderlog.store.location import StoreError
 
 
 @cli.group()
@@ -91,6 +97,7 @@ def audit_verify(
     app = opened()
     checkpoints = [(name, load_checkpoint(Path(name))) for name in checkpoint_files]
     result = app.verify(checkpoints, _public_key_text(public_key, signing_key))
+    _remember(result)
     if as_json:
         echo(json.dumps(result.as_dict(), indent=2))
     else:
@@ -103,6 +110,16 @@ def audit_verify(
             echo(str(check))
     if not result.ok:
         sys.exit(1)
+
+
+def _remember(result: Verification) -> None:
+    """For the console's audit page; a store that cannot be written (a read-only copy) keeps no note."""
+    with contextlib.suppress(StoreError, PersistenceError, sqlite3.Error, OSError):
+        writer = open_store(current_config().location, writing=True)
+        try:
+            writer.remember_verification(result)
+        finally:
+            writer.close()
 
 
 @audit.command("proof")

@@ -56,7 +56,9 @@ def run_demo(run: DemoRun, orders: int, seed: int) -> None:
         if sample is not None:
             _show_order(run, app, sample)
         run.say("")
-        run.say(f"trust: {app.verify([], None).headline()}  (orderlog audit verify)")
+        verification = app.verify([], None)
+        app.remember_verification(verification)
+        run.say(f"trust: {verification.headline()}  (orderlog audit verify)")
         _views(run, app)
         _next_steps(run, sample)
     finally:
@@ -121,6 +123,10 @@ def _next_steps(run: DemoRun, order_id: str | None) -> None:
     store = "" if run.config.store_url == DEFAULT_STORE else f" --store {run.config.store_url}"
     orderlog = f"{run.command}{store}"
     order = order_id or "ORDER_ID"
+    run.say("")
+    run.say("to work the queue in a browser (the first asks for a password, the second runs until Ctrl-C):")
+    run.say(f"  {orderlog} users add admin --role admin")
+    run.say(f"  ORDERLOG_SIGNING_KEY={DEMO_KEY} {orderlog} console      # then open http://127.0.0.1:8000/")
     run.say("")
     run.say("next, paste any of these:")
     for step in (

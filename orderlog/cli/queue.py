@@ -15,15 +15,15 @@ import click
 from orderlog.application import OrderLog
 from orderlog.cli.common import cli, current_config, echo, moment_option, opened
 from orderlog.cli.rendering import render_text, table_text
-from orderlog.cli.viewing import as_csv_text, as_json_text, output_formats, require_view, views_opened
+from orderlog.cli.viewing import as_json_text, output_formats, require_view, views_opened
 from orderlog.domain.exceptions import CODES, Department
 from orderlog.domain.instants import format_instant
+from orderlog.presentation import as_csv_text
 from orderlog.queue_actions import QueueActionError, act_on_exception, tick
 from orderlog.store.location import StoreError
 from projections import exceptions as queue_view
 from projections.exceptions import STATUSES, Exceptions
-from projections.service import project
-from projections.sources import LogSource
+from projections.service import catch_up
 
 LIST_COLUMNS = (
     "exception_id",
@@ -141,17 +141,6 @@ def _find(exception_id: str) -> dict[str, Any]:
 
 def _act(action: str, exception_id: str, by: str, note: str) -> None:
     item = _find(exception_id)
-    if item["order_id"] is None:
-        raise StoreError(
-            f"{exception_id} clears itself when the SKU is counted again or holds are released; it takes no action"
-        )
-    if item["status"] == "resolved":
-        how = "automatically" if item["resolution"] == "automatic" else f"by {item['resolved_by']}"
-        raise StoreError(f"{exception_id} was already resolved {how} at {item['resolved_at']}")
-    if action == "ExceptionAcknowledged" and item["status"] == "acknowledged":
-        raise StoreError(
-            f"{exception_id} was already acknowledged by {item['acknowledged_by']} at {item['acknowledged_at']}"
-        )
     app = opened(writing=True)
     try:
         act_on_exception(app, action, item, by, note)
@@ -167,4 +156,4 @@ def _catch_up(app: OrderLog) -> None:
     if current_config().kafka:
         return
     with views_opened() as views:
-        project(views, [Exceptions], LogSource(app.log_reader), follow=False, engine=app)
+        catch_up(views, app, [Exceptions])

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -53,13 +51,3 @@ def require_view(views: ViewStore, view: str, projector: str) -> None:
 
 def as_json_text(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, indent=2)
-
-
-def as_csv_text(rows: list[dict[str, Any]]) -> str:
-    if not rows:
-        return ""
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=list(rows[0]), lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    return buffer.getvalue()

@@ -15,9 +15,10 @@ import click
 from orderlog.cli.common import cli, current_config, echo, interruptible, moment_option, opened, progress_bar
 from orderlog.cli.orders import order
 from orderlog.cli.rendering import render_text, table_text
-from orderlog.cli.viewing import as_csv_text, as_json_text, output_formats, require_view, views_opened
+from orderlog.cli.viewing import as_json_text, output_formats, require_view, views_opened
 from orderlog.cli.views_plot import plot_groups
 from orderlog.domain.money import format_money
+from orderlog.presentation import as_csv_text
 from orderlog.store.location import StoreError, parse_store_url
 from projections import PROJECTORS, UnknownProjector, chosen, holds
 from projections import cancellations as cancellation_view

@@ -259,6 +259,19 @@ class ClockTicked(Contract):
     deadlines see it, in a replay as live."""
 
 
+class AccountAdded(Contract):
+    """`orderlog users add`: a person may sign in to the console in this role; the actor
+    is who added them. The password is not recorded (see orderlog.domain.account)."""
+
+    role: Identifier
+
+
+class AccountDisabled(Contract):
+    """`orderlog users disable`: the account can no longer sign in; its sessions end."""
+
+    reason: FreeText = ""
+
+
 class CustomerErased(Contract):
     reason: Text
     keys_destroyed: Count
@@ -295,6 +308,7 @@ STREAM_KEYS = {
     "customer": "customer_id",
     "source": "source_name",
     "clock": "clock",
+    "account": "account_name",
 }
 """Each stream kind and the envelope field that names one stream of it."""
 
@@ -306,6 +320,11 @@ class EventType:
     stream: str
     kind: Kind
     upstream: bool = True
+    wall_clock: bool = False
+    """Recorded at the wall clock's time by a person or an administrator (an acknowledgement, a
+    new account, a source's key), not a time the traffic has reached: such records never move a
+    projector's clock, or acknowledging an exception on last March's traffic, or adding a user,
+    would make all of last March overdue at once."""
     natural_key: str | None = None
     """The data field that identifies the fact in the system it happened in (a payment's
     `payment_id`): the same key under a new event id is the same fact, never counted twice."""
@@ -352,12 +371,16 @@ EVENT_TYPES: dict[str, EventType] = {
         EventType("StockCounted", StockCounted, "sku", Kind.FACT),
         EventType("RequestRefused", RequestRefused, "order", Kind.RECORD, upstream=False),
         EventType("ConflictRecorded", ConflictRecorded, "order", Kind.RECORD, upstream=False),
-        EventType("ExceptionAcknowledged", ExceptionAcknowledged, "order", Kind.RECORD, upstream=False),
-        EventType("ExceptionResolved", ExceptionResolved, "order", Kind.RECORD, upstream=False),
+        EventType(
+            "ExceptionAcknowledged", ExceptionAcknowledged, "order", Kind.RECORD, upstream=False, wall_clock=True
+        ),
+        EventType("ExceptionResolved", ExceptionResolved, "order", Kind.RECORD, upstream=False, wall_clock=True),
         EventType("ClockTicked", ClockTicked, "clock", Kind.RECORD, upstream=False),
-        EventType("CustomerErased", CustomerErased, "customer", Kind.RECORD, upstream=False),
-        EventType("SourceRegistered", SourceRegistered, "source", Kind.RECORD, upstream=False),
-        EventType("SourceRevoked", SourceRevoked, "source", Kind.RECORD, upstream=False),
+        EventType("AccountAdded", AccountAdded, "account", Kind.RECORD, upstream=False, wall_clock=True),
+        EventType("AccountDisabled", AccountDisabled, "account", Kind.RECORD, upstream=False, wall_clock=True),
+        EventType("CustomerErased", CustomerErased, "customer", Kind.RECORD, upstream=False, wall_clock=True),
+        EventType("SourceRegistered", SourceRegistered, "source", Kind.RECORD, upstream=False, wall_clock=True),
+        EventType("SourceRevoked", SourceRevoked, "source", Kind.RECORD, upstream=False, wall_clock=True),
     )
 }
 

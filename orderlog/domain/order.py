@@ -73,6 +73,8 @@ class Order(StreamAggregate):
         self.shipments: dict[str, Shipment] = {}
         self.cancellation: dict[str, Any] | None = None
         self.completed_at: str | None = None
+        self.people_on_exceptions: dict[tuple[str, str], tuple[str | None, str]] = {}
+        """(exception id, acknowledged|resolved) -> (who, when): each is done once."""
         self.refusals = 0
         self.conflicts = 0
 
@@ -154,6 +156,19 @@ class Order(StreamAggregate):
             case "AddressCorrected":
                 if status in (Status.SHIPPED, Status.COMPLETED, Status.CANCELLED):
                     return f"{label}: the shipping address can no longer change"
+            case "ExceptionAcknowledged" | "ExceptionResolved":
+                return self._already_acted(request)
+        return ""
+
+    def _already_acted(self, request: Upstream) -> str:
+        """A person resolves an exception once and acknowledges it once, never after resolving
+        it: two people pressing at once, or a queue view lagging behind, must not record both."""
+        exception_id = request.data["exception_id"]
+        wanted = ("resolved",) if request.type == "ExceptionResolved" else ("resolved", "acknowledged")
+        for kind in wanted:
+            done = self.people_on_exceptions.get((exception_id, kind))
+            if done is not None:
+                return f"{exception_id} was already {kind} by {done[0]} at {done[1]}"
         return ""
 
     def _refuse(self, request: Upstream, reason: str, recorded_at: str | None) -> None:
@@ -253,9 +268,11 @@ class Order(StreamAggregate):
 
     def on_ExceptionAcknowledged(self, record: Record) -> None:
         """A person's action on the exception queue: part of the history, no figure changes."""
+        self.people_on_exceptions[(record.data["exception_id"], "acknowledged")] = (record.actor, record.occurred_at)
 
     def on_ExceptionResolved(self, record: Record) -> None:
         """A person's action on the exception queue: part of the history, no figure changes."""
+        self.people_on_exceptions[(record.data["exception_id"], "resolved")] = (record.actor, record.occurred_at)
 
     def _line(self, sku: str) -> Line:
         """The order's line for `sku`; an SKU never ordered gets a line of quantity 0,

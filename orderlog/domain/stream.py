@@ -78,6 +78,11 @@ class Decision:
     reason: str = ""
 
 
+class NotRecorded(Exception):
+    """A record orderlog makes itself that its stream refused or held already: the caller
+    checked before asking, so another writer got there in between (OrderLog.record_own)."""
+
+
 ACCEPTED = Decision(Outcome.ACCEPTED)
 DUPLICATE = Decision(Outcome.DUPLICATE)
 

@@ -70,8 +70,7 @@ def publish_file_in_parallel(
         )
         for index in range(workers)
     ]
-    for process in processes:
-        process.start()
+    _start_deaf_to_ctrl_c(processes)
     positions = [0] * workers
     running = set(range(workers))
     try:
@@ -99,6 +98,19 @@ def publish_file_in_parallel(
             if process.is_alive():
                 process.terminate()
             process.join(timeout=5)
+
+
+def _start_deaf_to_ctrl_c(processes: list[Any]) -> None:
+    """Starts the workers ignoring SIGINT from their first instruction: a terminal's Ctrl-C
+    goes to the whole process group, and a worker still importing would die of it with a
+    traceback. An ignored signal stays ignored across exec; the parent stops the workers
+    through `stop`, after their batch under way."""
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        for process in processes:
+            process.start()
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 @dataclass(frozen=True)

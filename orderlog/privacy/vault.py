@@ -29,6 +29,7 @@ from orderlog.store.database import Database
 
 ERASED = "[erased]"
 ENCRYPTED = "[encrypted]"
+MASKED = "[masked]"
 FORMAT = "v1"
 NONCE_BYTES = 12
 CACHED_KEYS = 200_000
@@ -205,6 +206,19 @@ class Vault:
                 f"or restore the key file{self._key_origin}"
             )
         return self._master
+
+
+class MaskingVault(Vault):
+    """Shows personal parts as `[masked]` to those whose role does not need them, while still
+    telling them apart from `[erased]` (the customer was forgotten) and `[encrypted]`."""
+
+    def __init__(self, vault: Vault):
+        super().__init__(vault._database, None)
+        self._inner = vault
+
+    def open_text(self, sealed: str) -> str:
+        shown = self._inner.open_text(sealed)
+        return shown if shown in (ERASED, ENCRYPTED) else MASKED
 
 
 class PlaintextVault(Vault):

@@ -8,14 +8,18 @@ old signatures stay checkable with the key that was valid then.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from eventsourcing.persistence import IntegrityError
+
 from orderlog.audit_verify import public_key_id
-from orderlog.domain.contract import UPSTREAM_TYPES
+from orderlog.domain.contract import IDENTIFIER_PATTERN, UPSTREAM_TYPES
 from orderlog.domain.engine import own_record
 from orderlog.domain.source import Source, SourceKey
+from orderlog.domain.stream import NotRecorded
 from orderlog.sources.signing import read_public_key
 
 if TYPE_CHECKING:
@@ -35,9 +39,20 @@ class SourceRequest:
     public_key: str
 
 
+def check_source_name(name: str) -> str:
+    """The name as envelopes give it in `source`: anything else could never publish."""
+    if not 1 <= len(name) <= 128 or re.fullmatch(IDENTIFIER_PATTERN, name) is None:
+        raise SourceError(
+            f"source name {name[:60]!r}: give 1-128 characters, without spaces around them "
+            "and without control or invisible characters (as upstream envelopes name their source)"
+        )
+    return name
+
+
 def register_source(app: OrderLog, request: SourceRequest, actor: str | None) -> tuple[SourceKey, bool]:
     """Registers a source; (its active key, whether it is new). Registering a source again
     with the key it already has changes nothing, so a manifest can be loaded twice."""
+    check_source_name(request.name)
     unknown = [t for t in request.types if t not in UPSTREAM_TYPES]
     if unknown or not request.types:
         raise SourceError(
@@ -53,7 +68,10 @@ def register_source(app: OrderLog, request: SourceRequest, actor: str | None) ->
             "revoke it first to rotate its key"
         )
     data = {"types": sorted(set(request.types)), "public_key": request.public_key, "key_id": key_id}
-    source = app.record_own(Source, own_record("SourceRegistered", request.name, data, actor))
+    try:
+        source = app.record_own(Source, own_record("SourceRegistered", request.name, data, actor))
+    except (NotRecorded, IntegrityError):
+        raise SourceError(f"source {request.name!r} was registered by someone else a moment ago") from None
     assert source.active_key is not None
     return source.active_key, True
 
@@ -85,7 +103,10 @@ def revoke_source(app: OrderLog, name: str, reason: str, actor: str | None) -> S
     if source is None or source.active_key is None:
         raise SourceError(f"source {name!r} has no active key to revoke")
     key = source.active_key
-    app.record_own(Source, own_record("SourceRevoked", name, {"key_id": key.key_id, "reason": reason}, actor))
+    try:
+        app.record_own(Source, own_record("SourceRevoked", name, {"key_id": key.key_id, "reason": reason}, actor))
+    except (NotRecorded, IntegrityError):
+        raise SourceError(f"source {name!r}: its key was revoked by someone else a moment ago") from None
     return key
 
 

@@ -48,6 +48,8 @@ _DDL = [
     "idx INTEGER NOT NULL, hash {blob} NOT NULL, PRIMARY KEY (tree_size, level, idx))",
     "CREATE INDEX IF NOT EXISTS orderlog_map_nodes_by_place ON {map_nodes} (level, idx, tree_size)",
     "CREATE TABLE IF NOT EXISTS {checkpoint_maps} (signature TEXT PRIMARY KEY, map_root TEXT NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS {credentials} (name TEXT PRIMARY KEY, password_hash TEXT NOT NULL, "
+    "changed_at TEXT NOT NULL)",
 ]
 
 TABLES = (
@@ -59,6 +61,7 @@ TABLES = (
     "map_entries",
     "map_nodes",
     "checkpoint_maps",
+    "credentials",
 )
 
 
@@ -142,6 +145,30 @@ class Database:
             row = cursor.execute(self.sql("SELECT value FROM {meta} WHERE name = ?"), (name,)).fetchone()
         assert row is not None
         return str(row[0])
+
+    def set_meta(self, name: str, value: str) -> None:
+        with self.transaction() as cursor:
+            cursor.execute(
+                self.sql("INSERT INTO {meta} (name, value) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET value = ?"),
+                (name, value, value),
+            )
+
+    # ------------------------------------------------------------ console credentials
+
+    def set_credential(self, name: str, password_hash: str, changed_at: str) -> None:
+        with self.transaction() as cursor:
+            cursor.execute(
+                self.sql(
+                    "INSERT INTO {credentials} (name, password_hash, changed_at) VALUES (?, ?, ?) "
+                    "ON CONFLICT (name) DO UPDATE SET password_hash = ?, changed_at = ?"
+                ),
+                (name, password_hash, changed_at, password_hash, changed_at),
+            )
+
+    def get_credential(self, name: str) -> str | None:
+        with self.transaction(commit=False) as cursor:
+            row = cursor.execute(self.sql("SELECT password_hash FROM {credentials} WHERE name = ?"), (name,)).fetchone()
+        return None if row is None else str(row[0])
 
     # ------------------------------------------------------------ the log, read directly
 

@@ -107,17 +107,22 @@ def test_an_order_written_with_escapes_in_one_line_goes_to_the_worker_of_its_pla
     assert tally(result.stdout)["accepted"] == 24
 
 
-def test_ctrl_c_with_workers_stops_after_the_batch_and_reports_exactly_what_was_stored(tmp_path: Path) -> None:
-    big = traffic(tmp_path / "big.jsonl", 6000)
-    process = subprocess.Popen(
-        [sys.executable, "-m", "orderlog", "publish", str(big), "--workers", "2", "--batch", "300"],
-        cwd=tmp_path,
+def publishing_in_a_group(home: Path, traffic_file: Path, *options: str) -> subprocess.Popen[str]:
+    """`orderlog publish FILE --workers 2` in a process group of its own, as a terminal starts it."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "orderlog", "publish", str(traffic_file), "--workers", "2", *options],
+        cwd=home,
         env=clean_env(),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
         start_new_session=True,
     )
+
+
+def test_ctrl_c_with_workers_stops_after_the_batch_and_reports_exactly_what_was_stored(tmp_path: Path) -> None:
+    big = traffic(tmp_path / "big.jsonl", 6000)
+    process = publishing_in_a_group(tmp_path, big, "--batch", "300")
     wait_for(lambda: (tmp_path / "orderlog.db").exists() and stored_events(tmp_path / "orderlog.db") > 1000)
     os.killpg(process.pid, signal.SIGINT)  # what a terminal's Ctrl-C does: the whole group
     out, err = process.communicate(timeout=120)
@@ -129,6 +134,18 @@ def test_ctrl_c_with_workers_stops_after_the_batch_and_reports_exactly_what_was_
     clean = orderlog("--store", "clean.db", "publish", str(big), cwd=tmp_path)
     assert first["accepted"] + tally(rest.stdout)["accepted"] == tally(clean.stdout)["accepted"]
     assert stored_events(tmp_path / "orderlog.db") == stored_events(tmp_path / "clean.db")
+
+
+def test_ctrl_c_while_the_workers_are_still_starting_stops_cleanly(tmp_path: Path) -> None:
+    """Ctrl-C reaches the whole process group, workers still importing included: they must not
+    die of it with a traceback, and the parent must say what was stored (here, maybe nothing)."""
+    big = traffic(tmp_path / "big.jsonl", 2000)
+    process = publishing_in_a_group(tmp_path, big)
+    wait_for(lambda: len(workers_of(process.pid)) == 2, seconds=30)
+    os.killpg(process.pid, signal.SIGINT)
+    _out, err = process.communicate(timeout=120)
+    assert process.returncode == 130, err
+    assert "Traceback" not in err and "died" not in err and "interrupted" in err
 
 
 def test_workers_die_with_their_parent_even_under_kill_9(tmp_path: Path) -> None:

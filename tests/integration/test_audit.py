@@ -361,6 +361,47 @@ def test_two_records_of_one_order_swapped_are_named_reordered_not_removed(config
     ]
 
 
+def test_a_reordered_record_with_a_broken_link_is_named_for_the_link_too(config: Config, publish: Publish) -> None:
+    """Swapped records are reordered; one that was also altered and re-hashed, with any link,
+    breaks the chain on both sides of the gap it fills, and each broken link is named."""
+    history(publish)  # no checkpoint: the chain alone tells
+    raw = RawStore(config.location)
+    rows = raw.rows()
+    early, late = rows[0][0], rows[2][0]  # order SO-1 versions 1 and 2
+    altered = json.loads(rows[0][4])
+    altered["data"]["total"] += 1
+    raw.set_state(early, reseal({**altered, "prev_hash": "ab" * 32}))
+    raw.swap(raw.rows()[0], raw.rows()[2])
+    result = verify(config)
+    assert sorted(str(d) for d in result.divergences) == sorted(
+        [
+            f"order SO-1 version 2 (store position {early}): it comes before version 1 of its stream, which is at "
+            f"store position {late}: the records were reordered",
+            f"order SO-1 version 1 (store position {late}): it comes after version 2 of its stream (store position "
+            f"{early}): the records were reordered",
+            f"order SO-1 version 1 (store position {late}): its prev_hash is not the genesis hash",
+            f"order SO-1 version 2 (store position {early}): its prev_hash does not link to version 1",
+        ]
+    )
+
+
+def test_records_reordered_across_a_gap_of_several_versions_check_every_link(config: Config, publish: Publish) -> None:
+    """Version 3 first, then 1 and 2: the links 0-1, 1-2 and 2-3 are all checked, and a
+    well-linked history is named only as reordered."""
+    history(publish)
+    raw = RawStore(config.location)
+    so1 = [row for row in raw.rows() if json.loads(row[4])["key"] == "SO-1"]  # versions 1..4 at positions p0..p3
+    positions = [row[0] for row in so1[:3]]
+    with raw.cursor() as cursor:  # v3, v1, v2 in the places of v1, v2, v3
+        for row in so1[:3]:
+            cursor.execute(raw.sql(f"DELETE FROM {raw.events} WHERE {raw.position} = ?"), (row[0],))
+        for position, row in zip(positions, (so1[2], so1[0], so1[1]), strict=True):
+            raw._insert(cursor, position, row)
+    result = verify(config)
+    assert [d.what for d in result.divergences if "prev_hash" in d.what] == []
+    assert {d.what.split(":")[-1].strip() for d in result.divergences} == {"the records were reordered"}
+
+
 # ---------------------------------------------------------------- the persisted map of stream heads
 
 
@@ -524,3 +565,19 @@ def test_a_damaged_checkpoint_kept_in_the_store_is_named_invalid(config: Config,
         'FAILED: checkpoint kept #10 is invalid: root_hash: expected 64 lowercase hex digits, got a string ("not a '
         'hash")'
     )
+
+
+def test_the_latest_checkpoints_are_the_last_of_all_of_them_oldest_first(config: Config, publish: Publish) -> None:
+    history(publish)
+    for amount in (5, 6, 7):
+        checkpoint_of(config)
+        publish(b.paid("SO-3", amount=amount, payment_id=f"P-{amount}"))
+    app = reopen(config)
+    try:
+        every = app.checkpoints()
+        assert [checkpoint["tree_size"] for checkpoint in every] == [10, 11, 12]
+        assert app.checkpoints(latest=2) == every[-2:]
+        assert app.checkpoints(latest=1) == every[-1:]
+        assert app.checkpoints(latest=5) == every
+    finally:
+        app.close()

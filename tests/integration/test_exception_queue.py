@@ -909,3 +909,74 @@ def test_a_late_submission_is_counted_with_the_customers_earlier_orders(
     scene.publish(b.submitted("SO-2", customer_id="C-1", at=t(hours=1)))  # from a channel three days behind
     run(scene)
     assert list(items(scene, code="ORDER_VELOCITY")) == ["ORDER_VELOCITY:SO-2"]
+
+
+def test_pages_of_the_queue_are_the_whole_queue_in_order_overdue_first_for_every_status_and_filter(
+    scene: Scene,
+) -> None:
+    """The queue reads each status's first rows by due time and merges them: its pages must be
+    the slices of the whole queue, sorted overdue first, then by due time, then by id."""
+    scene.publish(*simulate(400, 31), accepted=False)
+    run(scene)
+    acted = [item for item in queue_view.queue(scene.views) if item["order_id"] is not None][:12]
+    for number, item in enumerate(acted):
+        action = "ExceptionResolved" if number % 2 else "ExceptionAcknowledged"
+        act_on_exception(scene.app, action, item, "ops", "by hand")
+    run(scene)
+    rows = scene.views.rows(f"SELECT exception_id, status, due_at, department FROM {EXCEPTIONS.name}")
+    assert {row["status"] for row in rows} == {"open", "acknowledged", "resolved"}
+    now = queue_view.clock(scene.views)
+    for status in queue_view.STATUSES:
+        for department in (None, "finance", "logistics"):
+            whole = queue_view.queue(scene.views, status=status, department=department)
+            key = [(not item["overdue"], item["due_at"], item["exception_id"]) for item in whole]
+            assert key == sorted(key), (status, department)
+            expected = {
+                row["exception_id"]
+                for row in rows
+                if row["status"] in queue_view.STATUSES[status] and department in (None, row["department"])
+            }
+            assert {item["exception_id"] for item in whole if item["order_id"]} == expected
+            assert any(item["overdue"] for item in whole) or status == "resolved" or department
+            pages = [
+                queue_view.queue(scene.views, status=status, department=department, limit=7, offset=offset)
+                for offset in range(0, len(whole) + 7, 7)
+            ]
+            assert [item for page in pages for item in page] == whole, (status, department)
+    assert now
+
+
+def test_a_person_acts_on_an_exception_once_even_when_the_queue_view_lags_behind(scene: Scene) -> None:
+    """The view still shows the exception open (it has not folded the first action): the order
+    itself refuses a second resolution, or an acknowledgement after one, and records nothing."""
+    scene.publish(*SCENARIOS["REFUND_EXCEEDS_PAID"].opening)
+    run(scene)
+    stale = items(scene)["REFUND_EXCEEDS_PAID:SO-1"]
+    act_on_exception(scene.app, "ExceptionAcknowledged", stale, "wang.fang", "calling the bank")
+    with pytest.raises(QueueActionError, match=r"REFUND_EXCEEDS_PAID:SO-1 was already acknowledged by wang\.fang at"):
+        act_on_exception(scene.app, "ExceptionAcknowledged", stale, "li.na", "me too")
+    act_on_exception(scene.app, "ExceptionResolved", stale, "li.na", "bank reversed 5.00")
+    before = len(scene.app.order_history("SO-1"))
+    for action in ("ExceptionResolved", "ExceptionAcknowledged"):
+        with pytest.raises(QueueActionError, match=r"REFUND_EXCEEDS_PAID:SO-1 was already resolved by li\.na at"):
+            act_on_exception(scene.app, action, stale, "zhao.lei", "again")
+    assert len(scene.app.order_history("SO-1")) == before
+
+
+def test_an_action_taken_while_another_writer_appends_to_the_order_is_decided_again(scene: Scene) -> None:
+    """The console reads the order, the CLI (or an upstream event) appends to it, then the
+    console saves: it reads the order again and decides again, instead of failing."""
+    scene.publish(*SCENARIOS["REFUND_EXCEEDS_PAID"].opening)
+    run(scene)
+    item = items(scene)["REFUND_EXCEEDS_PAID:SO-1"]
+    stale = scene.app.stream(Order, "SO-1")
+    act_on_exception(scene.app, "ExceptionAcknowledged", item, "li.na", "first")  # the other writer
+    reads = iter([stale])
+    fresh = scene.app.stream
+    scene.app.stream = lambda cls, key: next(reads, None) or fresh(cls, key)  # type: ignore[method-assign]
+    try:
+        act_on_exception(scene.app, "ExceptionResolved", item, "wang.fang", "bank reversed it")
+    finally:
+        del scene.app.stream
+    history = [(record.type, record.actor) for record in scene.app.order_history("SO-1")[-2:]]
+    assert history == [("ExceptionAcknowledged", "li.na"), ("ExceptionResolved", "wang.fang")]

@@ -333,6 +333,25 @@ def environment(batch: int) -> dict[str, str]:
     }
 
 
+@pytest.mark.parametrize("batch", [5, 7])
+def test_a_run_that_stops_once_drained_also_folds_what_its_queue_asked_the_engine_to_record(
+    tmp_path: Path, batch: int
+) -> None:
+    """The queue's payment-timeout cancellations are recorded when it has caught up, which may
+    be after the source's last batch (600 records, a batch of 5 ends exactly at the head)."""
+    scene = Scene(tmp_path)
+    scene.publish(*simulate(150, 23), accepted=False)
+    before = len(scene.records())
+    env = {**environment(batch=batch), "ORDERLOG_MASTER_KEY_FILE": str(scene.config.key_file())}
+    run = subprocess.run(
+        orderlog_command(scene, "project", "--once"), env=env, capture_output=True, text=True, check=False
+    )
+    assert run.returncode == 0, run.stderr
+    assert len(scene.records()) > before  # the queue asked for cancellations
+    assert run.stdout.count("lag 0") == len(ALL), run.stdout
+    scene.close()
+
+
 KILLS = 6
 
 
@@ -492,3 +511,27 @@ def test_a_reader_in_a_transaction_is_not_deadlocked_by_the_switch(tmp_path: Pat
         reader.close()
         watcher.close()
         scene.close()
+
+
+def test_a_live_view_built_by_an_earlier_release_gains_the_indexes_this_one_declares(tmp_path: Path) -> None:
+    scene = Scene(tmp_path)
+    scene.publish(*simulate(20, 5), accepted=False)
+    project(scene.views, ALL, LogSource(scene.app.log_reader), follow=False)
+    declared = {
+        statement.split()[5]  # CREATE INDEX IF NOT EXISTS name ON ...
+        for kind in ALL
+        for table in kind.tables
+        for statement in table.create_indexes(generations.live_generation(scene.views, kind) or 0)
+    }
+    assert declared, "no projector declares an index"
+
+    def indexes() -> set[str]:
+        return {name for (name,) in scene.views.query("SELECT name FROM sqlite_master WHERE type = 'index'")}
+
+    with scene.views.transaction() as cursor:
+        for name in declared:
+            cursor.execute(f"DROP INDEX {name}")
+    assert not indexes() & declared
+    Runner(scene.views, ALL)
+    assert indexes() >= declared
+    scene.close()

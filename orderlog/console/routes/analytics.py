@@ -1,0 +1,93 @@
+"""Cancellation analytics for a window of event time, as charts, headline rates and CSV.
+
+"As of" a past day closes the window at the end of that day (event time): the figures as
+they stood then. (`orderlog replay --until` rebuilds every view as it stood; this page asks
+the live view for a window, which is the same for what had happened by then.)
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+
+from orderlog.console.charts import bar_chart
+from orderlog.console.guard import guarded
+from orderlog.console.roles import Permission
+from orderlog.domain.instants import InstantError, format_instant, parse_instant
+from orderlog.presentation import as_csv_text
+from projections import cancellations
+
+router = APIRouter()
+CHARTED = ("reason", "category", "channel", "day", "stage")
+
+
+def _window(since: str, until: str, as_of: str) -> tuple[str | None, str | None]:
+    start = format_instant(parse_instant(since)) if since.strip() else None
+    end = format_instant(parse_instant(until)) if until.strip() else None
+    if as_of.strip():
+        day_end = format_instant(parse_instant(f"{as_of.strip()}T00:00:00Z") + timedelta(days=1))
+        end = min(end, day_end) if end else day_end
+    return start, end
+
+
+def _report(request: Request, by: str, since: str, until: str, as_of: str) -> tuple[dict[str, Any] | None, str, int]:
+    """(the figures, or None and why not, and the page's status: 400 for a window that
+    cannot be read, 200 when the view is not built yet)."""
+    views = request.app.state.console.views
+    if not cancellations.built(views):
+        return None, "The cancellations view has not been built: run `orderlog project`.", 200
+    try:
+        start, end = _window(since, until, as_of)
+    except InstantError as error:
+        return None, str(error), 400
+    except OverflowError:
+        return None, f"as of {as_of}: the day after it is past the last day a calendar holds", 400
+    if start is not None and end is not None and start >= end:
+        return None, f"the window is empty: {start} is not before {end}", 400
+    chosen = by if by in cancellations.DIMENSIONS else "reason"
+    found = request.app.state.console.reading(
+        request,
+        ("cancellations", chosen, start, end),
+        lambda: cancellations.report(views, by=chosen, since=start, until=end),
+    )
+    return found, "", 200
+
+
+@guarded(router, "GET", "/analytics", Permission.READ_ANALYTICS)
+def analytics_page(request: Request, by: str = "reason", since: str = "", until: str = "", as_of: str = "") -> Response:
+    found, error, status = _report(request, by, since, until, as_of)
+    chart = ""
+    if found is not None:
+        key = found["by"]
+        chart = bar_chart(
+            [(str(group[key]), group["cancelled"]) for group in found["groups"][:30]], title=f"cancelled by {key}"
+        )
+    return request.app.state.console.page(
+        request,
+        "analytics.html",
+        status,
+        found=found,
+        error=error,
+        chart=chart,
+        dimensions=cancellations.DIMENSIONS,
+        charted=CHARTED,
+        by=by,
+        since=since,
+        until=until,
+        as_of=as_of,
+    )
+
+
+@guarded(router, "GET", "/analytics.csv", Permission.READ_ANALYTICS)
+def analytics_csv(request: Request, by: str = "reason", since: str = "", until: str = "", as_of: str = "") -> Response:
+    found, error, status = _report(request, by, since, until, as_of)
+    if found is None:
+        return Response(error + "\n", status_code=status if status != 200 else 409, media_type="text/plain")
+    return Response(
+        as_csv_text(found["groups"], [found["by"], *cancellations.GROUP_FIGURES]),
+        media_type="text/csv",
+        headers={"content-disposition": f'attachment; filename="cancellations-by-{found["by"]}.csv"'},
+    )
