@@ -137,6 +137,8 @@ class Runner:
         return min(self._position(lane, source_name) for lane in self.lanes)
 
     def apply(self, batch: Batch) -> None:
+        if batch.reassigned:  # rows and positions from the database, as another process left them
+            self._reload()
         for lane in self.lanes:
             self._fold(lane, batch)
             lane.projector.prepare()

@@ -49,6 +49,10 @@ class Batch:
     caught_up: bool = True
     """Nothing more was waiting when it was read: the projectors know all there is to know
     (the queue decides payment timeouts only then, never half-way through history)."""
+    reassigned: bool = False
+    """The source's partitions changed hands since the previous batch: another process may
+    have written the rows of the entities this one now holds, so nothing this process keeps
+    in memory about them (rows, positions, "the tables are empty") can be trusted."""
 
 
 class LogSource:
@@ -97,6 +101,7 @@ class KafkaSource:
         self._next: dict[int, int] = {}
         self._ends: dict[int, int] | None = None
         self._start: Start = lambda _name: 0
+        self._reassigned = False
 
     def batches(self, start: Start, *, follow: bool, should_stop: Callable[[], bool]) -> Iterator[Batch]:
         self._start = start
@@ -142,7 +147,8 @@ class KafkaSource:
             position = message.offset() + 1
             records.append((name, position, record_from_message(message.value(), self._ids)))
             ends[name] = self._next[message.partition()] = position
-        return Batch(records, ends, caught_up)
+        reassigned, self._reassigned = self._reassigned, False
+        return Batch(records, ends, caught_up, reassigned)
 
     def _rewind(self) -> None:
         """A batch that was not applied (another runner applied it, or a replay switched the
@@ -165,9 +171,11 @@ class KafkaSource:
         for assigned in partitions:
             assigned.offset = self._next[assigned.partition] = self._start(self._position_name(assigned.partition))
         self._partitions.assigned(assigned.partition for assigned in partitions)
+        self._reassigned = True
         reader.assign(partitions)
 
     def _on_revoke(self, _reader: Any, partitions: list[TopicPartition]) -> None:
         self._partitions.revoked(revoked.partition for revoked in partitions)
+        self._reassigned = True
         for revoked in partitions:
             self._next.pop(revoked.partition, None)

@@ -7,6 +7,7 @@ crashed inside its transaction, changes nothing; and no personal data reaches th
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import random
@@ -280,6 +281,25 @@ def test_a_batch_overlapping_what_another_runner_applied_is_not_folded_twice(tmp
     ours.run(LogSource(scene.app.log_reader), follow=False)
 
     assert scene.views.query("SELECT held FROM holds_by_sku") == [(16,)]
+    scene.close()
+
+
+def test_a_runner_handed_records_another_runner_began_on_reads_their_rows_from_the_views(tmp_path: Path) -> None:
+    """A Kafka rebalance moves a partition, and its orders' rows, from one process to another:
+    what the new holder kept in memory (here: "the tables are empty", from when it started)
+    no longer holds, and the batch says so."""
+    scene = Scene(tmp_path)
+    scene.publish(*simulate(60, 11), accepted=False)
+    records = scene.records()
+    first, rest = records[: len(records) // 2], records[len(records) // 2 :]
+    ours, theirs = Runner(scene.views, ALL), Runner(scene.views, ALL)  # both start on empty views
+
+    theirs.apply(batch_of(first))
+    ours.apply(dataclasses.replace(batch_of(rest), reassigned=True))
+
+    clean = scene.open_views("clean.views.db")
+    replay(clean, ALL, LogSource(scene.app.log_reader))
+    assert snapshot(scene.views) == snapshot(clean)
     scene.close()
 
 

@@ -159,3 +159,19 @@ def test_order_views_scale_by_partition_two_processes_in_one_group_build_the_sam
     finally:
         shared.close()
         alone.close()
+
+
+def test_the_first_batch_after_partitions_change_hands_says_so(kafka_broker: str, tmp_path: Path) -> None:
+    """What a runner keeps in memory about a partition's orders holds only while it holds the
+    partition: the batch after an assignment tells it to read them from the views again."""
+    config = kafka_config(kafka_broker, f"sqlite:///{tmp_path}/store.db", tmp_path)
+    publish(config, list(simulate(40, 5)))
+    relay(config)
+    source = KafkaSource(config, LocalSchemaIds(), "hands", batch=25)
+    read: dict[str, int] = {}
+    flags = []
+    for batch in source.batches(lambda name: read.get(name, 0), follow=False, should_stop=lambda: False):
+        if batch.records:
+            flags.append(batch.reassigned)
+            read.update(batch.ends)
+    assert len(flags) > 2 and flags[0] and not any(flags[1:])
