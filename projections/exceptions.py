@@ -101,6 +101,7 @@ class Exceptions(Projector):
         self._deadlines: list[tuple[str, str]] = []
         self._commands: dict[str, Upstream] = {}
         self._issued: set[str] = set()
+        self._recovered = False
 
     # ------------------------------------------------------------ folding
 
@@ -180,7 +181,9 @@ class Exceptions(Projector):
         while self._deadlines and self._deadlines[0][0] <= now:
             self._touched.add(heapq.heappop(self._deadlines)[1])
         stored_due = self.scan(FACTS, "next_deadline <= ?", (now,)) if now else []
-        self._touched.update(row[0] for row in stored_due)  # those in memory too: evaluating twice changes nothing
+        # those in memory too (evaluating twice changes nothing), but not the ones only waiting
+        # for their cancellation to be handed over: nothing about them has changed
+        self._touched.update(row[0] for row in stored_due if row[0] not in self._commands)
         for order_id in sorted(self._touched):
             self._evaluate(order_id, now)
         self._touched = set()
@@ -192,6 +195,8 @@ class Exceptions(Projector):
         by its event id, so a rebuilt or second queue cannot cancel twice."""
         if not caught_up:
             return []
+        if not self._recovered:
+            self._recover_undelivered()
         commands = []
         for order_id, command in self._commands.items():
             facts = self._load(order_id)
@@ -200,6 +205,17 @@ class Exceptions(Projector):
                 self._issued.add(order_id)
         self._commands = {}
         return commands
+
+    def _recover_undelivered(self) -> None:
+        """Cancellations decided by a process that stopped before handing them over: their
+        orders are still due in the database (see _evaluate). Asked for again; the store takes
+        one that was recorded after all as the duplicate it is."""
+        self._recovered = True
+        now = self.watermark
+        for row in self.scan(FACTS, "next_deadline <= ?", (now,)) if now else []:
+            facts = self._load(row[0])
+            if facts is not None:
+                self._time_out(facts, now)
 
     def _evaluate(self, order_id: str, now: str) -> None:
         facts = self._load(order_id)
@@ -212,17 +228,21 @@ class Exceptions(Projector):
         for finding in found.values():
             rows[(order_id, finding.exception_id)] = self._row(facts, finding)
         later = min((moment for moment in deadlines(facts, self.settings) if moment > now), default=None)
-        self.entity(FACTS, order_id)[(order_id,)][DEADLINE_COLUMN] = later
         if later is not None:  # the next one only: its evaluation schedules the one after
             heapq.heappush(self._deadlines, (later, order_id))
-        self._time_out(facts, now)
+        # A cancellation not yet handed to the engine keeps the order due in the database, so a
+        # process that dies (or reloads) before handing it over leaves it to be decided again.
+        self.entity(FACTS, order_id)[(order_id,)][DEADLINE_COLUMN] = self._time_out(facts, now) or later
 
-    def _time_out(self, facts: dict[str, Any], now: str) -> None:
+    def _time_out(self, facts: dict[str, Any], now: str) -> str | None:
+        """The payment deadline, if the order is to be cancelled for it and this process has
+        not yet asked the engine to."""
         deadline = payment_timeout(facts, self.settings)
         order_id = facts["order_id"]
         if deadline is None or deadline > now or order_id in self._issued:
-            return
+            return None
         self._commands[order_id] = payment_timeout_cancellation(order_id, deadline)
+        return deadline
 
     def _row(self, facts: dict[str, Any], finding: Finding) -> list[Any]:
         code = CODES[finding.code]
@@ -299,6 +319,7 @@ class Exceptions(Projector):
     def forget(self) -> None:
         super().forget()
         self._facts, self._touched, self._deadlines, self._commands = {}, set(), [], {}
+        self._recovered = False
 
     # ------------------------------------------------------------ customers (ORDER_VELOCITY)
 

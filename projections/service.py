@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
-from eventsourcing.persistence import IntegrityError, PersistenceError
+from eventsourcing.persistence import PersistenceError
 
+from orderlog.domain.stream import NotRecorded
 from orderlog.store.location import StoreError, StoreLocation, parse_store_url
 from orderlog.store.opening import creation_lock
 from projections import generations
@@ -21,6 +23,8 @@ if TYPE_CHECKING:
     from orderlog.application import OrderLog
     from orderlog.config import Config
     from orderlog.domain.envelope import Upstream
+
+LOG = logging.getLogger("orderlog.projections")
 
 
 def open_views(location: StoreLocation) -> ViewStore:
@@ -86,8 +90,8 @@ def record_decisions(engine: OrderLog, upstreams: list[Upstream]) -> None:
     for upstream in upstreams:
         try:
             engine.record_own(Order, upstream)
-        except IntegrityError:  # another queue wrote to the order meanwhile: read it again
-            engine.record_own(Order, upstream)  # now a duplicate, or on top of what it wrote
+        except NotRecorded as refused:  # the order moved on (paid, cancelled) after the view decided
+            LOG.info("%s %s not recorded: %s", upstream.type, upstream.key, refused)
 
 
 @dataclass

@@ -16,6 +16,7 @@ from typing import Any
 from orderlog.domain.canonical import canonical_bytes
 from orderlog.domain.contract import ENGINE_SOURCE, EVENT_TYPES, Kind
 from orderlog.domain.envelope import Upstream
+from orderlog.domain.exceptions import PAYMENT_TIMEOUT_REASON
 from orderlog.domain.record import Record
 from orderlog.domain.status import (
     CANCELLABLE,
@@ -150,6 +151,8 @@ class Order(StreamAggregate):
                     return f"{label}: a completed order needs a return, not a cancellation"
                 if status not in CANCELLABLE:
                     return f"{label}: once anything has shipped the order needs a return, not a cancellation"
+                if self._paid_since_timing_out(request):
+                    return f"order {self.key} was paid before the engine's payment-timeout cancellation was recorded"
             case "OrderCompleted":
                 if status is not Status.SHIPPED:
                     return f"{label}: only a SHIPPED order can be completed"
@@ -159,6 +162,13 @@ class Order(StreamAggregate):
             case "ExceptionAcknowledged" | "ExceptionResolved":
                 return self._already_acted(request)
         return ""
+
+    def _paid_since_timing_out(self, request: Upstream) -> bool:
+        """The engine decides a payment timeout from the queue's view, which can lag behind the
+        store: a payment recorded in between settles the order, as the queue's own rule says
+        (orderlog.domain.exceptions.payment_timeout), and the stale decision must not cancel it."""
+        timing_out = request.source == ENGINE_SOURCE and request.data.get("reason_code") == PAYMENT_TIMEOUT_REASON
+        return timing_out and self.paid_amount > 0
 
     def _already_acted(self, request: Upstream) -> str:
         """A person resolves an exception once and acknowledges it once, never after resolving

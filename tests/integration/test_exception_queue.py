@@ -7,6 +7,7 @@ people's actions in the order's history; and the same queue however it is built
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import uuid
 from collections.abc import Iterator
@@ -29,13 +30,14 @@ from orderlog.simulate import simulate
 from projections import exceptions as queue_view
 from projections.exceptions import EXCEPTIONS, Exceptions, payment_timeout_cancellation
 from projections.holds import Holds
+from projections.runner import Runner
 from projections.service import project, record_decisions, replay
 from projections.sources import LogSource
 from projections.viewstore import ViewStore
 from tests import builders as b
 from tests.integration.test_read_models_kafka import fold_from_kafka, fresh_views, publish, relay
 from tests.kafka_helpers import kafka_config
-from tests.read_models import ListSource, Scene
+from tests.read_models import ListSource, Scene, batch_of
 
 T0 = parse_instant("2026-03-01T10:00:00Z")
 
@@ -641,6 +643,44 @@ def test_a_timeout_is_recorded_when_the_log_ends_on_a_full_batch(scene: Scene) -
     scene.publish(b.submitted("SO-3", customer_id="C-3", at=t(hours=1, minutes=10)))
     run(scene, batch=2)
     assert [record.key for record in timeout_records(scene)] == ["SO-1"]
+
+
+def test_a_timeout_decided_by_a_process_that_stopped_before_handing_it_over_is_asked_for_again(
+    scene: Scene,
+) -> None:
+    """Half-way through history a decision waits for the queue to catch up: a process killed
+    in between has committed the queue's rows but not asked the engine. The next one asks."""
+    scene.publish(b.submitted("SO-1", at=t()), b.submitted("SO-2", customer_id="C-2", at=t(hours=1)))
+    asked: list[Any] = []
+    stopped = Runner(scene.views, [Holds, Exceptions], commands=asked.extend)
+    stopped.apply(dataclasses.replace(batch_of(scene.records()), caught_up=False))
+    assert asked == [] and timeout_records(scene) == []
+
+    run(scene)  # a new process, with nothing new to fold
+    assert [record.key for record in timeout_records(scene)] == ["SO-1"]
+    run(scene)
+    assert len(timeout_records(scene)) == 1
+
+
+@pytest.mark.parametrize(
+    "meanwhile",
+    [b.paid("SO-1", 1000, at=t(hours=1, minutes=1)), b.cancelled("SO-1", "CHANGED_MIND", "customer", at=t(hours=1))],
+    ids=["paid", "cancelled"],
+)
+def test_a_timeout_decided_before_the_queue_read_what_settled_the_order_is_not_recorded(
+    scene: Scene, meanwhile: dict[str, Any]
+) -> None:
+    """The queue decides from its view, which can lag behind the store (Kafka's relay, another
+    writer): the order as recorded decides, and the run goes on."""
+    scene.publish(b.submitted("SO-1", at=t()), b.submitted("SO-2", customer_id="C-2", at=t(hours=1)))
+    read = scene.records()
+    scene.publish(meanwhile)
+    run(scene, source=ListSource(read))
+
+    assert timeout_records(scene) == []
+    assert [record.type for record in scene.app.order_history("SO-1")] == ["OrderSubmitted", meanwhile["type"]]
+    run(scene)
+    assert timeout_records(scene) == []
 
 
 def test_two_queues_recording_the_same_timeout_at_once_both_succeed(scene: Scene) -> None:
