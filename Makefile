@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test unit integration e2e lint format bench schemas broker mutation clean chromium wrk console
+.PHONY: demo test unit integration e2e lint format bench schemas broker mutation clean chromium wrk console screenshots
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit("orderlog needs Python 3.11 or newer") if sys.version_info < (3, 11) else None'
@@ -63,6 +63,9 @@ lint: $(STAMP)            ## ruff: lint and format check
 format: $(STAMP)
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
+
+screenshots: $(STAMP) chromium  ## the README's console pictures (docs/screenshots), retaken by the browser tests
+	ORDERLOG_SCREENSHOTS=$(CURDIR)/docs/screenshots $(BIN)/python -m pytest tests/browser
 
 bench: $(STAMP) wrk       ## the figures in the README, measured on this machine
 	$(BIN)/python -m bench

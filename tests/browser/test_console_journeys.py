@@ -3,7 +3,7 @@ take its proof away and check it offline, chart cancellations, and what each rol
 
 One console serves the whole session (conftest.py); tests that act on the queue each take an open
 exception nobody has touched yet, so they do not depend on one another's order. Along the way the
-main pages are saved to docs/screenshots/ for the README.
+main pages are saved as pictures (`make screenshots` puts them in docs/screenshots/ for the README).
 """
 
 from __future__ import annotations

@@ -9,6 +9,7 @@ These run the real application in process (FastAPI's test client) on a real stor
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -214,7 +215,7 @@ def test_the_session_cookie_is_secure_http_only_and_same_site_strict(world: Worl
 
 def test_a_wrong_password_many_times_is_slowed_down_even_for_the_right_one_after(world: World) -> None:
     throttle = world.console.state.console.throttle
-    now = [1000.0]
+    now = [time.monotonic()]
     throttle.clock = lambda: now[0]
     client = world.client()
     for _attempt in range(FREE_FAILURES):
@@ -228,6 +229,7 @@ def test_a_wrong_password_many_times_is_slowed_down_even_for_the_right_one_after
     now[0] += 2.5
     assert world.signed_in(client, "analyst").status_code == 303
     throttle._failures.clear()
+    throttle.clock = time.monotonic
 
 
 def test_the_same_answer_for_an_unknown_name_a_wrong_password_and_a_disabled_account(world: World) -> None:
@@ -260,7 +262,10 @@ def test_signing_out_ends_the_session_and_disabling_an_account_ends_its_sessions
 
 def test_an_idle_session_ends(world: World) -> None:
     sessions = world.console.state.console.sessions
-    now = [5000.0]
+    # The fake clock runs hours behind the real one, so the other tests' sessions, which the
+    # shared store sweeps against it, never look idle (a fixed start would end them all on a
+    # machine whose monotonic clock, its uptime, is behind that start plus an hour).
+    now = [time.monotonic() - 3 * IDLE_SECONDS]
     sessions.clock = lambda: now[0]
     try:
         client = world.client()
@@ -270,7 +275,7 @@ def test_an_idle_session_ends(world: World) -> None:
         now[0] += IDLE_SECONDS + 1
         assert client.get("/holds").status_code == 303
     finally:
-        sessions.clock = __import__("time").monotonic
+        sessions.clock = time.monotonic
 
 
 def test_after_sign_in_the_browser_goes_only_to_a_page_of_the_console(world: World) -> None:
