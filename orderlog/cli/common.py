@@ -17,6 +17,7 @@ from orderlog.bootstrap import open_orderlog
 from orderlog.config import Config
 from orderlog.domain.instants import InstantError, format_instant, parse_instant
 from orderlog.domain.text import escaped
+from orderlog.intake.parallel import STOP_SIGNALS
 
 
 class UserError(click.ClickException):
@@ -108,21 +109,23 @@ def moment_option(_context: click.Context, parameter: click.Parameter, value: st
 
 @contextmanager
 def interruptible(what: str = "the batch under way") -> Iterator[Callable[[], bool]]:
-    """The first Ctrl-C asks for a stop after `what`; the second stops at once. Yields a
-    function that says whether a stop was asked for."""
-    pressed: list[bool] = []
+    """The first Ctrl-C or SIGTERM asks for a stop after `what`; the second stops at once.
+    Yields a function that says whether a stop was asked for."""
+    asked: list[bool] = []
 
-    def on_interrupt(_signal: int, _frame: object) -> None:
-        if pressed:
+    def on_stop_signal(number: int, _frame: object) -> None:
+        if asked:
             raise KeyboardInterrupt
-        pressed.append(True)
-        echo(f"\norderlog: stopping after {what} (Ctrl-C again to stop at once)", err=True)
+        asked.append(True)
+        name = "Ctrl-C" if number == signal.SIGINT else signal.Signals(number).name
+        echo(f"\norderlog: {name}: stopping after {what} (Ctrl-C or SIGTERM again to stop at once)", err=True)
 
-    previous = signal.signal(signal.SIGINT, on_interrupt)
+    previous = {number: signal.signal(number, on_stop_signal) for number in STOP_SIGNALS}
     try:
-        yield lambda: bool(pressed)
+        yield lambda: bool(asked)
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for number, handler in previous.items():
+            signal.signal(number, handler)
 
 
 @contextmanager

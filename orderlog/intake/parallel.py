@@ -100,17 +100,24 @@ def publish_file_in_parallel(
             process.join(timeout=5)
 
 
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+"""What asks orderlog to stop after the batch under way: a terminal's Ctrl-C, and what
+service managers send (`docker stop`, systemd, Kubernetes), which would otherwise end the
+process mid-batch. A second one stops at once."""
+
+
 def _start_deaf_to_ctrl_c(processes: list[Any]) -> None:
-    """Starts the workers ignoring SIGINT from their first instruction: a terminal's Ctrl-C
-    goes to the whole process group, and a worker still importing would die of it with a
-    traceback. An ignored signal stays ignored across exec; the parent stops the workers
-    through `stop`, after their batch under way."""
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    """Starts the workers ignoring the stop signals from their first instruction: a
+    terminal's Ctrl-C goes to the whole process group (as does `kill -TERM -- -PGID`), and a
+    worker still importing would die of it with a traceback. An ignored signal stays ignored
+    across exec; the parent stops the workers through `stop`, after their batch under way."""
+    previous = {number: signal.signal(number, signal.SIG_IGN) for number in STOP_SIGNALS}
     try:
         for process in processes:
             process.start()
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for number, handler in previous.items():
+            signal.signal(number, handler)
 
 
 @dataclass(frozen=True)
@@ -126,11 +133,12 @@ class Share:
 def _work(share: Share, config: Config, outbox: Any, stop: Any, parent: int) -> None:
     """One worker: its partition of the file, batch by batch, until done or told to stop.
 
-    Ctrl-C reaches every process of the terminal's group: the worker leaves it to the
-    parent, which asks it to stop after the batch under way. If the parent dies (even by
+    Ctrl-C reaches every process of the terminal's group: the worker leaves it (and
+    SIGTERM) to the parent, which asks it to stop after the batch under way. If the parent dies (even by
     kill -9), the kernel kills the worker too; a batch it was storing is rolled back.
     """
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    for number in STOP_SIGNALS:
+        signal.signal(number, signal.SIG_IGN)
     _die_with(parent)
     index = share.index
     try:

@@ -83,6 +83,8 @@ class Relay:
                 after = position
                 sent_any = True
                 self._send(position, record)
+                if should_stop():  # a page can take long (--max-rate): stop within it
+                    break
             self._check()
             if time.monotonic() - reported > REPORT_SECONDS:
                 reported = time.monotonic()

@@ -120,14 +120,21 @@ def publishing_in_a_group(home: Path, traffic_file: Path, *options: str) -> subp
     )
 
 
-def test_ctrl_c_with_workers_stops_after_the_batch_and_reports_exactly_what_was_stored(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("number", "said"),
+    [(signal.SIGINT, "Ctrl-C"), (signal.SIGTERM, "SIGTERM")],  # a terminal's Ctrl-C; a service manager's stop
+)
+def test_a_stop_signal_with_workers_stops_after_the_batch_and_reports_exactly_what_was_stored(
+    tmp_path: Path, number: signal.Signals, said: str
+) -> None:
     big = traffic(tmp_path / "big.jsonl", 6000)
     process = publishing_in_a_group(tmp_path, big, "--batch", "300")
     wait_for(lambda: (tmp_path / "orderlog.db").exists() and stored_events(tmp_path / "orderlog.db") > 1000)
-    os.killpg(process.pid, signal.SIGINT)  # what a terminal's Ctrl-C does: the whole group
+    os.killpg(process.pid, number)  # the whole group, as a terminal's Ctrl-C (and `kill -- -PGID`) does
     out, err = process.communicate(timeout=120)
     assert process.returncode == 130, err
-    assert "Traceback" not in err and "stopping after the batch under way" in err and "interrupted" in err
+    assert f"{said}: stopping after the batch under way" in err and "interrupted" in err
+    assert "Traceback" not in err and "died" not in err
     first = tally(out)
     assert first["accepted"] > 0
     rest = orderlog("publish", str(big), "--workers", "2", cwd=tmp_path)

@@ -140,3 +140,39 @@ def test_kill_minus_9_in_the_middle_of_ingest_and_relay_loses_and_doubles_nothin
     assert sorted(on_topic) == positions, "the events topic lacks stored records"
     for kills in (ingest_kills, relay_kills):
         assert len(kills) >= KILLS and all(0 < done < len(positions) for done in kills), (ingest_kills, relay_kills)
+
+
+@pytest.mark.parametrize(
+    "command", [["ingest", "--follow", "--batch", "200"], ["relay", "--follow", "--max-rate", "500"]]
+)
+def test_sigterm_stops_ingest_and_relay_after_the_work_under_way_and_they_go_on_from_there(
+    kafka_broker: str, tmp_path: Path, command: list[str]
+) -> None:
+    """What `docker stop` and systemd send: a graceful stop (exit 0, the tally, no traceback), and
+    a restart takes up exactly where it stopped."""
+    config = kafka_config(kafka_broker, f"sqlite:///{tmp_path / 'store.db'}", tmp_path)
+    lines = list(simulate(1_200, 22))
+    produce(config, [line.encode() for line in lines])
+    if command[0] == "relay":
+        assert start(config, "ingest", "--once").wait(300) == 0, last_lines(config)
+    progress = (lambda: stored_count(config)) if command[0] == "ingest" else topic_count(config)
+    process = start(config, *command)
+    deadline = time.monotonic() + 300
+    while progress() < 500:
+        assert process.poll() is None and time.monotonic() < deadline, last_lines(config)
+        time.sleep(0.02)
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(60) == 0, last_lines(config)
+    log = log_of(config).read_text(errors="replace")
+    assert "SIGTERM: stopping after" in log and "Traceback" not in log, last_lines(config)
+    stopped_at = progress()
+    assert start(config, command[0], "--once").wait(300) == 0, last_lines(config)
+
+    taken = records_of(config)
+    assert max(taken.values()) == 1, "an event stored twice"
+    if command[0] == "ingest":
+        assert stopped_at < len(taken), "ingest had finished before the signal: nothing was shown"
+    else:
+        on_topic = Counter(position for _, position, _ in events_on_topic(config, LocalSchemaIds()))
+        assert stopped_at < len(on_topic), "the relay had finished before the signal: nothing was shown"
+        assert max(on_topic.values()) == 1 and len(on_topic) == sum(taken.values())
