@@ -352,3 +352,24 @@ def test_sign_goes_on_past_a_bad_line(tmp_path: Path) -> None:
     assert [line.count('"signature"') for line in result.stdout.splitlines()] == [1, 1]
     assert "line 2 not signed" in result.stderr and "line 3 not signed" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_sigterm_stops_a_following_projector_with_its_report_and_exit_0(tmp_path: Path) -> None:
+    """`project --follow` runs as a service; its manager stops it with SIGTERM."""
+    published = orderlog("publish", str(traffic(tmp_path / "t.jsonl", 200)), cwd=tmp_path)
+    assert tally(published.stdout)["accepted"] > 0, published.stderr  # exit 2: the traffic has bad lines too
+    process = subprocess.Popen(
+        [sys.executable, "-m", "orderlog", "project", "--follow"],
+        cwd=tmp_path,
+        env=clean_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    wait_for((tmp_path / "orderlog.views.db").exists)
+    time.sleep(2)  # past start-up, into the work (or the wait for more)
+    process.send_signal(signal.SIGTERM)
+    out, err = process.communicate(timeout=60)
+    assert process.returncode == 0, err
+    assert "SIGTERM: stopping after the batch under way is committed" in err and "Traceback" not in err
+    assert all(name in out for name in ("holds", "cancellations", "status")), out
