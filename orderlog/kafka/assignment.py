@@ -24,15 +24,22 @@ class Assignment:
         self._what = what
         self.held: set[int] = set()
         self._at_end: set[int] = set()
-        self.ever_assigned = False
+        self.first_assigned: float | None = None
+        """When (monotonic) the group first gave this consumer partitions: the broker holds a
+        join until the group settles, a second or more that the consumer cannot shorten."""
         self.last_change = time.monotonic()
+
+    @property
+    def ever_assigned(self) -> bool:
+        return self.first_assigned is not None
 
     def assigned(self, partitions: Iterable[int]) -> None:
         for partition in partitions:
             self.held.add(partition)
             self._at_end.discard(partition)
-        self.ever_assigned = True
         self.last_change = time.monotonic()
+        if self.first_assigned is None:
+            self.first_assigned = self.last_change
 
     def revoked(self, partitions: Iterable[int]) -> None:
         for partition in partitions:

@@ -103,6 +103,11 @@ class Ingest:
             self._consumer.close()
         return self.report
 
+    @property
+    def joined_at(self) -> float | None:
+        """When (monotonic) the group first gave this process partitions; None before."""
+        return self._partitions.first_assigned
+
     def _poll(self) -> list[Any]:
         """Waits for one message, then takes whatever else has arrived, up to a batch: under
         a trickle each message is taken at once; under load, what came in while the last
