@@ -14,6 +14,7 @@ leaves both or neither, and a redelivered position fails the transaction.
 from __future__ import annotations
 
 import sqlite3
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -33,6 +34,11 @@ those records again, once. It saves an fsync per batch. A 16 MB page cache per c
 projectors keep their hot rows in memory themselves."""
 
 TRACKING_TABLE = "view_tracking"
+QUERY_SECONDS = 300.0
+"""An analyst's query stops after this long (`views sql --timeout`): one runaway query must
+not hold a core, or a PostgreSQL backend, until somebody notices."""
+PROGRESS_STEPS = 100_000
+"""SQLite virtual-machine steps between checks for Ctrl-C and the time limit (about a millisecond)."""
 """PostgreSQL only (on SQLite the library names it `tracking`)."""
 
 CATALOGUE = (
@@ -191,24 +197,37 @@ class ViewStore:
             cursor.execute(self.sql(statement), tuple(parameters))
             return [dict(row) for row in cursor.fetchall()]  # sqlite3.Row and psycopg's dict rows
 
-    def read_only(self, statement: str) -> list[dict[str, Any]]:
-        """An analyst's query, on a connection that cannot write."""
+    def read_only(self, statement: str, *, seconds: float = QUERY_SECONDS) -> list[dict[str, Any]]:
+        """An analyst's query, on a connection that cannot write, stopped after `seconds`."""
         if self.postgres:
             import psycopg
 
             try:
                 with self._transaction(commit=False) as cursor:
                     cursor.execute("SET TRANSACTION READ ONLY")
+                    cursor.execute(f"SET LOCAL statement_timeout = {int(seconds * 1000)}")
                     cursor.execute(statement, prepare=True)  # one statement: no `COMMIT; DELETE ...`
                     return [dict(row) for row in cursor.fetchall()] if cursor.description else []
             except (psycopg.Error, PersistenceError) as error:
+                if isinstance(error.__cause__ or error, psycopg.errors.QueryCanceled):  # the library wraps it
+                    raise ViewQueryError(_too_long(seconds)) from None
                 raise ViewQueryError(f"query refused: {' '.join(str(error).split())}") from None
+        deadline = time.monotonic() + seconds
         connection = sqlite3.connect(self.read_only_uri(), uri=True)
         try:
             connection.row_factory = sqlite3.Row
             connection.execute("PRAGMA query_only = 1")
             connection.setlimit(sqlite3.SQLITE_LIMIT_ATTACHED, 0)  # no ATTACH: it would create files
+            # SQLite checks no signals: Ctrl-C reaches Python only in this callback (which
+            # swallows it, stopping the query), and the time limit is checked here too.
+            connection.set_progress_handler(lambda: time.monotonic() > deadline, PROGRESS_STEPS)
             return [dict(row) for row in connection.execute(statement).fetchall()]
+        except sqlite3.OperationalError as error:
+            if str(error) != "interrupted":
+                raise ViewQueryError(f"query refused: {' '.join(str(error).split())}") from None
+            if time.monotonic() > deadline:
+                raise ViewQueryError(_too_long(seconds)) from None
+            raise KeyboardInterrupt from None  # the Ctrl-C the callback swallowed
         except sqlite3.Error as error:
             raise ViewQueryError(f"query refused: {' '.join(str(error).split())}") from None
         finally:
@@ -290,3 +309,7 @@ class _Cursor:
 
 def _values(row: Any) -> tuple[Any, ...]:
     return tuple(row.values()) if isinstance(row, dict) else tuple(row)
+
+
+def _too_long(seconds: float) -> str:
+    return f"query stopped: it ran longer than {seconds:g} s (views sql --timeout SECONDS)"

@@ -26,7 +26,7 @@ from projections import status as status_view
 from projections.exceptions import Exceptions
 from projections.service import group_of, project, replay, source_for, until_location
 from projections.sources import LogSource
-from projections.viewstore import ViewStore
+from projections.viewstore import QUERY_SECONDS, ViewStore
 
 LAG_EVERY_SECONDS = 10.0
 
@@ -206,15 +206,23 @@ def views_group() -> None:
 
 @views_group.command("sql")
 @click.argument("query", required=False)
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0.001, max=86_400),
+    default=QUERY_SECONDS,
+    show_default=True,
+    metavar="SECONDS",
+    help="stop the query after this long",
+)
 @output_formats
-def sql_command(query: str | None, as_json: bool, as_csv: bool) -> None:
+def sql_command(query: str | None, timeout: float, as_json: bool, as_csv: bool) -> None:
     """Without QUERY: the tables, what each holds, and how to connect read-only. With QUERY:
-    its rows (read-only: nothing can be changed through it)."""
+    its rows (read-only: nothing can be changed through it; Ctrl-C stops it)."""
     with views_opened(reading=True) as views:
         if query is None:
             echo(_catalogue(views))
             return
-        rows = views.read_only(query)
+        rows = views.read_only(query, seconds=timeout)
     if as_json:
         echo(as_json_text(rows))
     elif as_csv:

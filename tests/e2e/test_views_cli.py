@@ -8,7 +8,11 @@ import csv
 import io
 import json
 import shutil
+import signal
 import struct
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -491,3 +495,37 @@ def test_views_sql_on_postgresql_cannot_commit_its_way_out_of_read_only(store: P
     result = orderlog("--views", postgres_views, "views", "sql", "COMMIT; DELETE FROM holds_by_sku_g1", cwd=store)
     assert ok("--views", postgres_views, "holds", "--json", cwd=store) == before
     assert result.returncode == 1
+
+
+RUNAWAY = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT count(*) FROM c"
+"""A query that never ends by itself."""
+
+
+def test_views_sql_stops_a_query_that_runs_past_its_time_limit(built: Path) -> None:
+    result = orderlog("views", "sql", RUNAWAY, "--timeout", "0.5", cwd=built)
+    assert result.returncode == 1
+    assert_one_line_error(result, "query stopped: it ran longer than 0.5 s")
+
+
+def test_ctrl_c_stops_a_views_sql_query_at_once(built: Path) -> None:
+    """SQLite checks no signals while it runs a statement: Ctrl-C must still end it."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "orderlog", "views", "sql", RUNAWAY],
+        cwd=built,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    time.sleep(3)  # well into the query
+    process.send_signal(signal.SIGINT)
+    _out, err = process.communicate(timeout=20)
+    assert process.returncode == 130, err
+    assert err.strip().splitlines() == ["orderlog: aborted"], err
+
+
+@pytest.mark.postgres
+def test_views_sql_on_postgresql_stops_a_query_past_its_time_limit(store: Path, postgres_views: str) -> None:
+    ok("--views", postgres_views, "project", "--once", cwd=store)
+    result = orderlog("--views", postgres_views, "views", "sql", "SELECT pg_sleep(30)", "--timeout", "0.5", cwd=store)
+    assert result.returncode == 1
+    assert_one_line_error(result, "query stopped: it ran longer than 0.5 s")
