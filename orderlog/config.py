@@ -26,6 +26,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from orderlog.domain.text import is_whole_number
 from orderlog.privacy.master_key import default_key_file
 from orderlog.store.location import DEFAULT_STORE, StoreError, StoreLocation, parse_store_url
 
@@ -127,6 +128,6 @@ def _count(env: Mapping[str, str], name: str, default: int) -> int:
     text = env.get(name, "").strip()
     if not text:
         return default
-    if not text.isdigit() or int(text) > 1000:
+    if not is_whole_number(text) or int(text) > 1000:
         raise StoreError(f"{name}={text!r}: expected a whole number of connections (0-1000)")
     return int(text)

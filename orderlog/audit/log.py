@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from orderlog.domain.record import HASH_SUFFIX_LENGTH, sealed_part, stored_bytes
+from orderlog.domain.text import is_whole_number
 from orderlog.store.log import LogReader
 
 
@@ -97,7 +98,7 @@ def quick_fields(state: bytes) -> tuple[str, str, str, int, str] | None:
         return None
     stored_hash, previous = state[hash_at : hash_at + 64], state[previous_at + 13 : previous_at + 77]
     version = state[version_at + 11 : hash_at - 9]
-    if not (version.isdigit() and HEX.issuperset(stored_hash) and HEX.issuperset(previous)):
+    if not (is_whole_number(version) and HEX.issuperset(stored_hash) and HEX.issuperset(previous)):
         return None
     raw_key = state[key_at + 7 : key_end]
     key = json.loads(b'"' + raw_key + b'"') if b"\\" in raw_key else raw_key.decode()

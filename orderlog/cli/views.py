@@ -65,7 +65,7 @@ def _source(kinds: list[Any], source: str | None, purpose: str) -> Any:
 )
 @source_option
 def project_command(names: tuple[str, ...], follow: bool, source: str | None) -> None:
-    """Run projectors (all when none are named: holds, cancellations, status), and report each one's lag."""
+    """Run projectors (all when none are named: holds, cancellations, status, exceptions), and report each one's lag."""
     kinds = _names(names)
     records = _source(kinds, source, "project")
     with views_opened() as views, interruptible("the batch under way is committed") as interrupted:

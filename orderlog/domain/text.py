@@ -58,3 +58,8 @@ def escaped(text: str, *, keep_layout: bool = False) -> str:
         return character if keep_layout and character in "\n\t" else f"\\u{ord(character):04x}"
 
     return _UNSAFE.sub(escape, text)
+
+
+def is_whole_number(text: str) -> bool:
+    """ASCII digits only: `str.isdigit` also says yes to `²` and `①`, which `int()` refuses."""
+    return text.isascii() and text.isdigit()

@@ -27,6 +27,7 @@ from confluent_kafka import KafkaError as LibrdkafkaError
 from confluent_kafka import TopicPartition
 
 from orderlog.config import Config
+from orderlog.domain.text import is_whole_number
 from orderlog.kafka import KafkaError
 from orderlog.kafka.clients import consumer, partition_count, partition_for, producer
 from orderlog.kafka.codec import POSITION_HEADER, header, record_message
@@ -186,7 +187,7 @@ def _read_to_ends(reader: Any, topic: str, starts: dict[int, int]) -> dict[int, 
             at_end.add(message.partition())
             continue
         position = header(message.headers(), POSITION_HEADER)
-        if position is None or not position.isdigit():
+        if position is None or not is_whole_number(position):
             raise KafkaError(
                 f"{topic} partition {message.partition()} offset {message.offset()} has no store position header: "
                 "is it orderlog's events topic?"

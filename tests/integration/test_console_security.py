@@ -544,3 +544,16 @@ def test_sessions_that_ran_out_are_forgotten_when_a_new_one_starts() -> None:
     fresh = sessions.start("olga", Role.ANALYST)
     assert set(sessions._by_token) == {fresh.token}
     assert sessions.find(old.token) is None
+
+
+@pytest.mark.parametrize("number", ["-1", "0", "²", "①", "1.5", " "])
+def test_a_version_or_page_that_is_not_a_whole_number_is_named_never_a_python_message(
+    clients: dict[Role, tuple[TestClient, str]], number: str
+) -> None:
+    """`str.isdigit` says yes to `²`, which `int()` then refuses with words of its own."""
+    client, _token = clients[Role.ANALYST]
+    answer = client.get("/orders", params={"id": ORDER, "version": number})
+    if number.strip():
+        assert answer.status_code == 400
+        assert "give a whole number from 1" in answer.text and "int()" not in answer.text
+    assert client.get("/exceptions", params={"status": "all", "page": number}).status_code == 200

@@ -43,7 +43,7 @@ from orderlog.domain.sku import Sku
 from orderlog.domain.source import Source
 from orderlog.domain.status import FinancialStatus, Status, financial_status, order_status
 from orderlog.domain.stream import HistoricalStateError, Outcome, StreamAggregate, UnsealedRecords
-from orderlog.domain.text import character_name, escaped
+from orderlog.domain.text import character_name, escaped, is_whole_number
 from tests import builders as b
 
 
@@ -856,3 +856,11 @@ def test_the_engines_completion_carries_the_record_time_given_even_one_in_the_pa
         handled(order, envelope_, recorded_at=past)
     completion = new_records(order)[-1]
     assert (completion.type, completion.recorded_at) == ("OrderCompleted", past)
+
+
+@pytest.mark.parametrize(
+    ("text", "whole"),
+    [("0", True), ("123", True), ("", False), ("²", False), ("٣", False), ("-1", False), ("1 ", False)],
+)
+def test_a_whole_number_is_ascii_digits_only(text: str, whole: bool) -> None:
+    assert is_whole_number(text) is whole

@@ -16,6 +16,7 @@ from orderlog.console.roles import Permission, may
 from orderlog.domain.instants import InstantError, format_instant, parse_instant
 from orderlog.domain.moment import Moment
 from orderlog.domain.status import Status
+from orderlog.domain.text import is_whole_number
 from orderlog.presentation import order_view, record_view
 from orderlog.privacy.vault import MaskingVault, Vault
 from orderlog.sources.signing import load_private_key, public_pem
@@ -104,7 +105,7 @@ def latest_checkpoint(request: Request) -> Response:
 
 def _moment(as_of: str, version: str) -> Moment:
     if version.strip():
-        if not version.strip().isdigit() or int(version) < 1:
+        if not is_whole_number(version.strip()) or int(version) < 1:
             raise ValueError(f"version {version!r}: give a whole number from 1")
         return Moment(version=int(version))
     if as_of.strip():

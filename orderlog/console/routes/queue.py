@@ -13,6 +13,7 @@ from pydantic import BaseModel, Field
 from orderlog.console.guard import flash, guarded
 from orderlog.console.roles import Permission
 from orderlog.domain.exceptions import CODES, Department
+from orderlog.domain.text import is_whole_number
 from orderlog.queue_actions import QueueActionError, act_on_exception
 from projections import exceptions as queue_view
 from projections.exceptions import STATUSES, Exceptions
@@ -50,7 +51,7 @@ class QueueQuery(BaseModel):
     def page_number(self) -> int:
         """1 to LAST_PAGE: each page reads every row before it, so the deep end of a long
         queue is reached by its filters, not by paging."""
-        return min(int(self.page), LAST_PAGE) if self.page.isdigit() and int(self.page) >= 1 else 1
+        return min(int(self.page), LAST_PAGE) if is_whole_number(self.page) and int(self.page) >= 1 else 1
 
 
 def _queue(request: Request, filters: dict[str, Any], page: int, *, departments: bool) -> dict[str, Any]:
