@@ -40,6 +40,7 @@ from orderlog.sources.signing import sign
 from tests import builders as b
 from tests.conftest import reopen
 from tests.integration.test_audit import KEY, PUBLIC, Publish, checkpoint_of, history, map_rows, verify
+from tests.integration.test_audit_proofs import proof_of
 from tests.tampering import RawStore, Row, reseal, rewrite_with_valid_hashes
 
 
@@ -628,11 +629,7 @@ def test_a_checkpoint_file_round_trips_and_a_bad_one_is_named_in_one_line(
 def test_a_proof_names_the_log_key_it_was_made_for(config: Config, publish: Publish) -> None:
     history(publish)
     checkpoint = checkpoint_of(config)
-    app = reopen(config)
-    try:
-        proof = order_proof(app, "SO-1", checkpoint, PUBLIC)
-    finally:
-        app.close()
+    proof = proof_of(config, "SO-1", checkpoint)
     assert proof["log_public_key"] == PUBLIC
     assert check_proof(json.loads(json.dumps(proof)), "proof") == proof
     assert verify_proof(proof, checkpoint) == ([], [])
@@ -677,11 +674,7 @@ def test_a_proof_from_a_map_that_lost_its_entry_fails_offline(config: Config, pu
     history(publish)
     checkpoint = checkpoint_of(config)
     map_rows(RawStore(config.location), "DELETE FROM {p}orderlog_map_entries WHERE stream_key = 'SO-1'")
-    app = reopen(config)
-    try:
-        proof = order_proof(app, "SO-1", checkpoint, PUBLIC)
-    finally:
-        app.close()
+    proof = proof_of(config, "SO-1", checkpoint)
     assert proof["map"]["entries"] == []
     assert verify_proof(proof, checkpoint)[0]
 
@@ -692,9 +685,5 @@ def test_a_signed_record_of_a_source_the_store_does_not_know_lists_no_keys(confi
     rewrite_with_valid_hashes(raw, raw.rows()[0], lambda record: record.update(signature="forged"))
     raw.forget_tree()
     checkpoint = checkpoint_of(config)
-    app = reopen(config)
-    try:
-        proof = order_proof(app, "SO-1", checkpoint, PUBLIC)
-    finally:
-        app.close()
+    proof = proof_of(config, "SO-1", checkpoint)
     assert proof["sources"] == {"test-source": []}
