@@ -61,5 +61,7 @@ def escaped(text: str, *, keep_layout: bool = False) -> str:
 
 
 def is_whole_number(text: str) -> bool:
-    """ASCII digits only: `str.isdigit` also says yes to `²` and `①`, which `int()` refuses."""
-    return text.isascii() and text.isdigit()
+    """ASCII digits only, at most 19 (a 64-bit integer: what Kafka, SQLite and PostgreSQL
+    hold): `str.isdigit` also says yes to `²` and `①`, which `int()` refuses, and `int()`
+    refuses more than 4,300 digits too."""
+    return len(text) <= 19 and text.isascii() and text.isdigit()

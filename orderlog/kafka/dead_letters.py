@@ -21,6 +21,7 @@ from confluent_kafka import TopicPartition
 
 from orderlog.config import Config
 from orderlog.domain.envelope import best_effort_ids
+from orderlog.domain.text import is_whole_number
 from orderlog.kafka import KafkaError
 from orderlog.kafka.clients import Message, Sender, consumer, partition_count
 
@@ -136,10 +137,15 @@ def _letter(message: Any) -> DeadLetter:
             kept.append((name, value))
     source = (
         added.get(SOURCE_TOPIC, "?"),
-        int(added.get(SOURCE_PARTITION, "-1") or -1),
-        int(added.get(SOURCE_OFFSET, "-1") or -1),
+        _number_or_unknown(added.get(SOURCE_PARTITION)),
+        _number_or_unknown(added.get(SOURCE_OFFSET)),
     )
     return DeadLetter(source, added.get(OUTCOME, "?"), added.get(REASON, ""), message.key(), message.value(), kept)
+
+
+def _number_or_unknown(text: str | None) -> int:
+    """A partition or offset header; -1 when missing or not a number (anyone may write to the topic)."""
+    return int(text) if text is not None and is_whole_number(text) else -1
 
 
 def matches(letter: DeadLetter, conditions: list[str]) -> bool:

@@ -21,8 +21,9 @@ from orderlog.bootstrap import open_orderlog
 from orderlog.config import Config
 from orderlog.domain.contract import EVENT_TYPES
 from orderlog.intake.pipeline import PositionAlreadyRecorded
+from orderlog.kafka import KafkaError
 from orderlog.kafka.clients import admin, partition_for
-from orderlog.kafka.codec import frame
+from orderlog.kafka.codec import POSITION_HEADER, frame
 from orderlog.kafka.dead_letters import read_dead_letters
 from orderlog.kafka.ingest import Ingest
 from orderlog.kafka.registry import LocalSchemaIds, RegistrySchemaIds
@@ -261,3 +262,19 @@ def test_dead_letters_can_be_listed_and_sent_back_once_corrected(kafka_broker: s
     replay(config, [letter], lambda _letter: json.dumps({**wrong, "data": {**wrong["data"], "amount": 1000}}).encode())
     ingest_once(config)
     assert [record.type for _, record in stored(config)] == ["OrderSubmitted", "PaymentCaptured"]
+
+
+@pytest.mark.parametrize("position", [None, b"x", "²".encode(), b"9" * 5000, b"\xff", b"-3"])
+def test_the_relay_refuses_an_events_topic_whose_positions_are_not_its_own(
+    kafka_broker: str, tmp_path: Path, position: bytes | None
+) -> None:
+    """Another producer's messages on the events topic (or another topic of that name) say
+    nothing of where the relay stopped: it stops with one line, never a crash on their headers."""
+    config = kafka_config(kafka_broker, f"sqlite:///{tmp_path / 's.db'}", tmp_path)
+    publish_lines(config, list(simulate(5, 3)))
+    sender = Producer({"bootstrap.servers": kafka_broker})
+    headers = [] if position is None else [(POSITION_HEADER, position)]
+    sender.produce(config.topic("events"), b"not orderlog's", b"SO-1", partition=0, headers=headers)
+    sender.flush(30)
+    with pytest.raises(KafkaError, match="partition 0 offset 0 has no store position header"):
+        relay_once(config)

@@ -860,7 +860,17 @@ def test_the_engines_completion_carries_the_record_time_given_even_one_in_the_pa
 
 @pytest.mark.parametrize(
     ("text", "whole"),
-    [("0", True), ("123", True), ("", False), ("²", False), ("٣", False), ("-1", False), ("1 ", False)],
+    [
+        ("0", True),
+        ("123", True),
+        ("", False),
+        ("²", False),
+        ("٣", False),
+        ("-1", False),
+        ("1 ", False),
+        ("9" * 19, True),
+        ("9" * 20, False),
+    ],
 )
 def test_a_whole_number_is_ascii_digits_only(text: str, whole: bool) -> None:
     assert is_whole_number(text) is whole
