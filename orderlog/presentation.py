@@ -16,6 +16,7 @@ from typing import Any
 from orderlog.domain.contract import EVENT_TYPES
 from orderlog.domain.order import Order
 from orderlog.domain.record import Record
+from orderlog.domain.text import escaped
 from orderlog.privacy.vault import Vault
 
 
@@ -85,5 +86,9 @@ FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 def _inert(value: Any) -> Any:
     """Text from upstream (a channel, a reason) that a spreadsheet would run as a formula
-    (`=HYPERLINK(...)`) is written with a leading `'`, which spreadsheets show as text."""
-    return f"'{value}" if isinstance(value, str) and value.startswith(FORMULA_STARTS) else value
+    (`=HYPERLINK(...)`) is written with a leading `'`, which spreadsheets show as text;
+    characters nobody can see are written as `\\u200b` (orderlog.domain.text)."""
+    if not isinstance(value, str):
+        return value
+    text = escaped(value, keep_layout=True)
+    return f"'{text}" if text.startswith(FORMULA_STARTS) else text

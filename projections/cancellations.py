@@ -176,11 +176,23 @@ def built(views: ViewStore) -> bool:
     return views.has(ORDERS.name)
 
 
+class EmptyWindow(ValueError):
+    """A window that ends before it starts: nothing can be in it, so asking for it is a slip
+    (the two moments swapped), and a report of zeros would hide the slip."""
+
+
+def check_window(since: str | None, until: str | None) -> None:
+    if since is not None and until is not None and since >= until:
+        raise EmptyWindow(f"the window is empty: {since} is not before {until}")
+
+
 def report(views: ViewStore, *, by: str, since: str | None = None, until: str | None = None) -> dict[str, Any]:
     """The cancellation figures for a window of event time, `since` <= t < `until` (either
     open): cancellations counted by when they happened, submissions by when they happened.
     Every figure is counted by the database (a report over a million events' views reads
-    no row into Python but the refund times it takes percentiles of)."""
+    no row into Python but the refund times it takes percentiles of). EmptyWindow for a
+    window that ends before it starts."""
+    check_window(since, until)
     cancelled = Cancelled(views, since, until)
     submitted = _count(views, "SELECT COUNT(*) FROM cancellation_orders WHERE 1 = 1", "submitted_at", since, until)
     count, under, not_refunded = cancelled.totals()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import sqlite3
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
@@ -66,14 +67,25 @@ def project(
     *,
     follow: bool,
     should_stop: Callable[[], bool] = lambda: False,
-    progress: Callable[[int], None] = lambda _read: None,
     engine: OrderLog | None = None,
+    lags: Callable[[list[ProjectorReport]], None] = lambda _reports: None,
+    lag_every: float = 10.0,
 ) -> list[ProjectorReport]:
     """Brings the live views up to date with the source (and keeps them so, following).
-    With `engine` (a writer), the queue's payment-timeout cancellations are recorded in it."""
+    With `engine` (a writer), the queue's payment-timeout cancellations are recorded in it.
+    `lags` hears each projector's report (folded so far in this run, watermark, lag) at
+    most every `lag_every` seconds, after a batch: a follower's heartbeat."""
     commands = None if engine is None else (lambda upstreams: record_decisions(engine, upstreams))
     runner = Runner(views, kinds, commands=commands)
-    return runner.run(source, follow=follow, should_stop=should_stop, progress=progress)
+    reported = time.monotonic()
+
+    def report_lag(_read: int) -> None:
+        nonlocal reported
+        if time.monotonic() - reported >= lag_every:
+            reported = time.monotonic()
+            lags(runner.reports(source))
+
+    return runner.run(source, follow=follow, should_stop=should_stop, progress=report_lag)
 
 
 def catch_up(views: ViewStore, engine: OrderLog, kinds: Sequence[type[Projector]]) -> None:

@@ -15,7 +15,7 @@ from typing import IO
 import click
 
 from orderlog.bootstrap import open_orderlog
-from orderlog.cli.common import OUTPUT_FILE, UserError, announce, cli, current_config, echo, interruptible, progress_bar
+from orderlog.cli.common import OUTPUT_FILE, announce, cli, current_config, echo, interruptible, progress_bar
 from orderlog.config import Config
 from orderlog.intake.outcomes import FAILED, BatchReport, LineResult, Tally
 from orderlog.intake.parallel import publish_file_in_parallel
@@ -119,11 +119,17 @@ def _refuse_output_over_input(output: str | None, inputs: list[str], config: Con
     if output is None or output == "-":
         return
     target = Path(output)
-    protected = [Path(name) for name in inputs if name != "-"] + config.files()
-    for path in protected:
+    store = config.location.path
+    protected = [(Path(name), "the input") for name in inputs if name != "-"]
+    protected += [(path, "the store" if path == store else "a key file") for path in config.files()]
+    for path, what in protected:
         same_file = path.exists() and target.exists() and os.path.samefile(path, target)
         if same_file or target.resolve() == path.resolve():
-            raise UserError(f"{output} is {path}, which this command reads; name another file to write")
+            named = "" if output == str(path) else f" ({path})"
+            raise click.BadParameter(
+                f"{output} is {what}{named}, which this command reads; name another file to write",
+                param_hint="'--rejects'",
+            )
 
 
 @contextmanager

@@ -69,25 +69,19 @@ def project_command(names: tuple[str, ...], follow: bool, source: str | None) ->
     kinds = _names(names)
     records = _source(kinds, source, "project")
     with views_opened() as views, interruptible("the batch under way is committed") as interrupted:
-        last = [time.monotonic()]
-
-        def report_lag(_read: int) -> None:
-            if follow and time.monotonic() - last[0] > LAG_EVERY_SECONDS:
-                last[0] = time.monotonic()
-                echo(" | ".join(str(report) for report in _lags(views, kinds, records)), err=True)
-
         engine = opened(writing=True) if Exceptions in kinds else None  # records the queue's payment timeouts
         reports = project(
-            views, kinds, records, follow=follow, should_stop=interrupted, progress=report_lag, engine=engine
+            views,
+            kinds,
+            records,
+            follow=follow,
+            should_stop=interrupted,
+            engine=engine,
+            lags=lambda lags: echo(" | ".join(str(report) for report in lags), err=True),
+            lag_every=LAG_EVERY_SECONDS if follow else float("inf"),
         )
     for report in reports:
         echo(str(report))
-
-
-def _lags(views: ViewStore, kinds: list[Any], records: Any) -> list[Any]:
-    from projections.runner import Runner
-
-    return Runner(views, kinds).reports(records)
 
 
 @cli.command("replay")
@@ -156,7 +150,10 @@ def cancellations_command(
     or stage; time to cancel; value; refund cycle (p50, p90); repeat cancellers."""
     with views_opened(reading=True) as views:
         require_view(views, "cancellation_orders", "cancellations")
-        found = cancellation_view.report(views, by=by, since=since, until=until)
+        try:
+            found = cancellation_view.report(views, by=by, since=since, until=until)
+        except cancellation_view.EmptyWindow as error:
+            raise click.BadParameter(str(error), param_hint="'--since' / '--until'") from None
     if plot_file:
         plot_groups(found, plot_file)
     if as_json:

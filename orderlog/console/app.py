@@ -16,6 +16,7 @@ from fastapi.responses import HTMLResponse, PlainTextResponse, RedirectResponse,
 from fastapi.routing import APIRoute
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
+from markupsafe import Markup
 from starlette.datastructures import MutableHeaders
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -30,6 +31,7 @@ from orderlog.console.roles import Permission, may
 from orderlog.console.security import HEADERS, Session, Sessions, Throttle
 from orderlog.domain.account import Account
 from orderlog.domain.money import format_money
+from orderlog.domain.text import escaped
 from projections.service import catch_up, open_views
 from projections.viewstore import ViewStore
 
@@ -39,12 +41,23 @@ T = TypeVar("T")
 
 def _templates() -> Jinja2Templates:
     templates = Jinja2Templates(directory=HERE / "templates")
+    templates.env.finalize = _visible
     templates.env.filters["money"] = lambda amount, currency: (
         "-" if amount is None else format_money(int(amount), currency)
     )
     templates.env.filters["data"] = lambda value: json.dumps(value, ensure_ascii=False, separators=(", ", ": "))
     templates.env.filters["percent"] = lambda share: "-" if share is None else f"{100 * share:.1f}%"
     return templates
+
+
+def _visible(value: Any) -> Any:
+    """Every text a page shows, with the characters nobody can see (zero-width, bidirectional
+    overrides, controls) written as `\\u200b`: an id stored before the contract refused
+    them must not pass for another (`SO-1` and `SO-1\\u200b`). Markup (already HTML) is
+    the templates' own."""
+    if isinstance(value, str) and not isinstance(value, Markup):
+        return escaped(value, keep_layout=True)
+    return value
 
 
 @dataclass
@@ -63,8 +76,12 @@ class Console:
     _reads: ReadCache = field(default_factory=ReadCache)
 
     def open(self) -> None:
-        self._service = open_orderlog(self.config, writing=True)
-        self._views = open_views(self.config.views_location)
+        """Opens the store and the views (once: the CLI opens them before serving, so that a
+        missing store is a one-line error, not a failed startup)."""
+        if self._service is None:
+            self._service = open_orderlog(self.config, writing=True)
+        if self._views is None:
+            self._views = open_views(self.config.views_location)
 
     def close(self) -> None:
         if self._views is not None:
@@ -207,7 +224,7 @@ def _handle_refusals(app: FastAPI, console: Console) -> None:
     async def http_error(request: Request, error: StarletteHTTPException) -> Response:
         if error.status_code == 404:
             return console.page(request, "refused.html", 404, reason=str(error.detail or "Not found."))
-        return PlainTextResponse(str(error.detail), status_code=error.status_code)
+        return PlainTextResponse(str(error.detail), status_code=error.status_code, headers=error.headers)
 
 
 def _quote(path: str) -> str:

@@ -7,6 +7,7 @@ import contextlib
 import os
 import shutil
 import signal
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -55,17 +56,19 @@ def test_rejects_naming_the_input_is_refused_before_anything_is_read(tmp_path: P
     (tmp_path / "link.jsonl").symlink_to(events)
     for rejects in ("events.jsonl", str(events), "./events.jsonl", "link.jsonl"):
         result = orderlog("publish", "events.jsonl", "--rejects", rejects, cwd=tmp_path)
-        assert_one_line_error(result, "which this command reads")
-        assert result.returncode == 1 and events.read_bytes() == before
+        assert_one_line_error(result, "'--rejects'", f"{rejects} is the input", "which this command reads")
+        assert result.returncode == 2 and events.read_bytes() == before
     assert not (tmp_path / "orderlog.db").exists()
 
 
 def test_rejects_naming_the_store_or_the_master_key_is_refused(tmp_path: Path) -> None:
     events = write_lines(tmp_path / "events.jsonl", b.submitted())
     assert orderlog("publish", str(events), cwd=tmp_path).returncode == 0
-    for precious in ("orderlog.db", "orderlog.db.master-key"):
+    for precious, what in (("orderlog.db", "the store"), ("orderlog.db.master-key", "a key file")):
         before = (tmp_path / precious).read_bytes()
-        assert_one_line_error(orderlog("publish", "events.jsonl", "--rejects", precious, cwd=tmp_path), precious)
+        result = orderlog("publish", "events.jsonl", "--rejects", precious, cwd=tmp_path)
+        assert_one_line_error(result, f"{precious} is {what}, which")
+        assert result.returncode == 2
         assert (tmp_path / precious).read_bytes() == before
 
 
@@ -373,3 +376,25 @@ def test_sigterm_stops_a_following_projector_with_its_report_and_exit_0(tmp_path
     assert process.returncode == 0, err
     assert "SIGTERM: stopping after the batch under way is committed" in err and "Traceback" not in err
     assert all(name in out for name in ("holds", "cancellations", "status")), out
+
+
+# ---------------------------------------------------------------- the console's process
+
+
+def test_the_console_without_a_store_says_so_in_one_line_before_serving(tmp_path: Path) -> None:
+    result = orderlog("console", "--port", "1", cwd=tmp_path)
+    assert_one_line_error(result, "no store at orderlog.db")
+    assert result.returncode == 1
+
+
+@pytest.mark.parametrize(
+    ("host", "words"), [("no.such.host.invalid", "cannot listen on no.such.host.invalid:"), ("127.0.0.1", "in use")]
+)
+def test_a_console_that_cannot_listen_says_why_in_one_line(tmp_path: Path, host: str, words: str) -> None:
+    assert orderlog("publish", str(write_lines(tmp_path / "events.jsonl", b.submitted())), cwd=tmp_path).returncode == 0
+    with contextlib.closing(socket.socket()) as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        result = orderlog("console", "--host", host, "--port", str(taken.getsockname()[1]), cwd=tmp_path)
+    assert_one_line_error(result, words)
+    assert result.returncode == 1

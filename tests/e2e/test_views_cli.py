@@ -298,6 +298,17 @@ def test_cancellations_window_in_event_time(built: Path) -> None:
     assert [group["reason"] for group in found["groups"]] == ["CHANGED_MIND"]
 
 
+@pytest.mark.parametrize(
+    ("since", "until"),
+    [("2026-03-03T00:00:00Z", "2026-03-01T00:00:00Z"), ("2026-03-01T08:00:00+08:00", "2026-03-01T00:00:00Z")],
+    ids=["swapped", "the same moment in two zones"],
+)
+def test_a_cancellations_window_that_ends_before_it_starts_is_refused(built: Path, since: str, until: str) -> None:
+    result = orderlog("analytics", "cancellations", "--since", since, "--until", until, cwd=built)
+    assert_one_line_error(result, "the window is empty: 2026-03-0")
+    assert result.returncode == 2 and result.stdout == ""
+
+
 def test_cancellations_plot_writes_a_png_chart(built: Path, tmp_path: Path) -> None:
     chart = tmp_path / "cancellations.png"
     result = orderlog("analytics", "cancellations", "--by", "sku", "--plot", str(chart), cwd=built)

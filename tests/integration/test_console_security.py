@@ -374,6 +374,34 @@ def test_a_window_past_the_calendar_is_named_not_a_server_error(clients: dict[Ro
         assert "past the last day a calendar holds" in response.text, path
 
 
+def test_a_method_a_page_does_not_take_is_405_naming_the_ones_it_does(
+    clients: dict[Role, tuple[TestClient, str]],
+) -> None:
+    client, token = clients[Role.ADMIN]
+    for method, path, allowed in (
+        ("HEAD", "/exceptions", "GET"),
+        ("DELETE", "/users", "GET"),
+        ("GET", "/signout", "POST"),
+    ):
+        answer = client.request(method, path, headers={"X-CSRF-Token": token})
+        assert answer.status_code == 405, (method, path)
+        assert answer.headers.get("allow") == allowed, (method, path, answer.headers)
+
+
+def test_characters_nobody_can_see_are_shown_on_pages_and_in_downloads() -> None:
+    """Records stored before the contract refused them may hold ids that pass for others."""
+    from markupsafe import Markup
+
+    from orderlog.console.app import _templates
+    from orderlog.presentation import as_csv_text
+
+    page = _templates().env.from_string("{{ order }}|{{ note }}|{{ fields | data }}|{{ ours }}")
+    shown = page.render(order="SO-1\u200b", note="a\u202eb\nc", fields={"sku": "K\u2066"}, ours=Markup("<b>x</b>"))
+    assert shown == "SO-1\\u200b|a\\u202eb\nc|{&#34;sku&#34;: &#34;K\\u2066&#34;}|<b>x</b>"
+    written = as_csv_text([{"order_id": "SO-1\ufeff", "channel": "=1\u200b"}])
+    assert written == "order_id,channel\nSO-1\\ufeff,'=1\\u200b\n"
+
+
 def test_a_spreadsheet_formula_from_upstream_is_written_to_csv_as_text() -> None:
     from orderlog.presentation import as_csv_text
 
@@ -496,6 +524,10 @@ def test_analytics_says_400_for_a_window_it_cannot_read_and_an_empty_csv_keeps_i
     ):
         assert client.get("/analytics", params=params).status_code == 400, params
         assert client.get("/analytics.csv", params=params).status_code == 400, params
+    for day in ("2026-13-01", "20260301", "yesterday", "2026-03-01T00:00:00Z"):
+        said = client.get("/analytics", params={"as_of": day})
+        assert said.status_code == 400, day
+        assert f"as of &#39;{day}&#39;: not a day; write it as YYYY-MM-DD" in said.text, day
     empty = client.get("/analytics.csv", params={"since": "2030-01-01T00:00:00Z", "until": "2030-01-02T00:00:00Z"})
     assert empty.status_code == 200
     assert empty.text == "reason,cancelled,share,submitted,rate\n"

@@ -245,6 +245,21 @@ def test_a_batch_applied_twice_changes_nothing(tmp_path: Path) -> None:
     scene.close()
 
 
+def test_a_followers_lag_reports_count_what_this_run_has_folded(tmp_path: Path) -> None:
+    scene = Scene(tmp_path)
+    scene.publish(*simulate(30, 8), accepted=False)
+    total = len(scene.records())
+    heard: list[list[Any]] = []
+
+    project(scene.views, ALL, LogSource(scene.app.log_reader, batch=50), follow=False, lags=heard.append, lag_every=0)
+
+    assert len(heard) == -(-total // 50)  # one report per batch at lag_every=0
+    holds = [next(report for report in reports if report.name == "holds") for reports in heard]
+    assert [report.folded for report in holds] == [min(50 * n, total) for n in range(1, len(heard) + 1)]
+    assert holds[-1].lag == 0 and holds[0].lag == total - 50
+    scene.close()
+
+
 def test_a_batch_another_runner_applied_first_is_not_applied_again(tmp_path: Path) -> None:
     scene = Scene(tmp_path)
     scene.publish(*simulate(40, 4), accepted=False)

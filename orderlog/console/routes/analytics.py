@@ -7,7 +7,7 @@ the live view for a window, which is the same for what had happened by then.)
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -28,9 +28,19 @@ def _window(since: str, until: str, as_of: str) -> tuple[str | None, str | None]
     start = format_instant(parse_instant(since)) if since.strip() else None
     end = format_instant(parse_instant(until)) if until.strip() else None
     if as_of.strip():
-        day_end = format_instant(parse_instant(f"{as_of.strip()}T00:00:00Z") + timedelta(days=1))
+        day_end = format_instant(_day(as_of.strip()) + timedelta(days=1))
         end = min(end, day_end) if end else day_end
     return start, end
+
+
+def _day(text: str) -> datetime:
+    """The start (UTC) of a day written as the date field sends it, YYYY-MM-DD."""
+    try:
+        if len(text) == 10 and text.isascii():
+            return datetime.combine(date.fromisoformat(text), time(), UTC)
+    except ValueError:
+        pass
+    raise InstantError(f"as of {text[:40]!r}: not a day; write it as YYYY-MM-DD (2026-03-01)")
 
 
 def _report(request: Request, by: str, since: str, until: str, as_of: str) -> tuple[dict[str, Any] | None, str, int]:
@@ -41,12 +51,11 @@ def _report(request: Request, by: str, since: str, until: str, as_of: str) -> tu
         return None, "The cancellations view has not been built: run `orderlog project`.", 200
     try:
         start, end = _window(since, until, as_of)
-    except InstantError as error:
+        cancellations.check_window(start, end)
+    except (InstantError, cancellations.EmptyWindow) as error:
         return None, str(error), 400
     except OverflowError:
         return None, f"as of {as_of}: the day after it is past the last day a calendar holds", 400
-    if start is not None and end is not None and start >= end:
-        return None, f"the window is empty: {start} is not before {end}", 400
     chosen = by if by in cancellations.DIMENSIONS else "reason"
     found = request.app.state.console.reading(
         request,
