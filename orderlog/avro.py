@@ -19,17 +19,17 @@ import json
 import types
 import typing
 from datetime import UTC, datetime
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 import fastavro
 from pydantic import BaseModel
 
+from orderlog.avro_writer import writer_for
 from orderlog.domain.contract import EVENT_TYPES, UPSTREAM_TYPES, EventType
 from orderlog.domain.envelope import ENVELOPES
 from orderlog.domain.instants import format_instant
-from orderlog.domain.record import FIELDS, Record
+from orderlog.domain.record import Record
 
 NAMESPACE = "orderlog.events"
 ENVELOPE_NAMESPACE = "orderlog.inbound"
@@ -143,24 +143,6 @@ def _type(annotation: Any, defined: set[str]) -> Any:
 # ---------------------------------------------------------------- the codec
 
 
-def datum_of(record: Record) -> dict[str, Any]:
-    """The Avro datum of a record: the same fields, times as timestamp-millis."""
-    datum = dict(zip(FIELDS, record, strict=True))
-    datum["occurred_at"] = _millis(record.occurred_at)
-    datum["recorded_at"] = _recorded_millis(record.recorded_at)
-    return datum
-
-
-@lru_cache(maxsize=64)
-def _recorded_millis(instant: str) -> int:
-    """A batch's records share one record time: worked out once."""
-    return _millis(instant)
-
-
-def _millis(instant: str) -> int:
-    return int(datetime.fromisoformat(instant).timestamp() * 1000 + 0.5)
-
-
 def record_from_datum(datum: dict[str, Any]) -> Record:
     """The record an Avro datum carries: equal to the one read from the store."""
     fields = dict(datum)
@@ -180,9 +162,12 @@ def parsed_schema(type_name: str) -> Any:
 
 def encode(record: Record) -> bytes:
     """The Avro body of a record (no framing; the Kafka layer adds the wire format)."""
-    buffer = io.BytesIO()
-    fastavro.schemaless_writer(buffer, parsed_schema(record.type), datum_of(record))
-    return buffer.getvalue()
+    if record.type not in _WRITERS:
+        _WRITERS[record.type] = writer_for(schema_for(EVENT_TYPES[record.type]))
+    return _WRITERS[record.type](record)
+
+
+_WRITERS: dict[str, Any] = {}
 
 
 def decode(body: bytes, type_name: str, writer_schema: dict[str, Any] | None = None) -> Record:

@@ -21,7 +21,8 @@ from typing import Any
 
 import fastavro
 
-from orderlog.avro import datum_of, record_from_datum
+from orderlog.avro import record_from_datum
+from orderlog.avro_writer import Writer, writer_for
 from orderlog.domain.record import Record
 from orderlog.kafka.registry import SchemaIds
 
@@ -48,9 +49,10 @@ def unframe(value: bytes) -> tuple[int, memoryview]:
 
 def record_message(record: Record, position: int, ids: SchemaIds) -> tuple[bytes, bytes, list[tuple[str, bytes]]]:
     """(key, value, headers) of the message carrying a stored record."""
-    buffer = io.BytesIO()
-    schema = ids.by_id(ids.id_of(record.type))
-    fastavro.schemaless_writer(buffer, schema.parsed, datum_of(record))
+    schema_id = ids.id_of(record.type)
+    write = _WRITERS.get(schema_id)
+    if write is None:
+        write = _WRITERS[schema_id] = writer_for(ids.by_id(schema_id).schema)
     headers = [
         ("type", record.type.encode()),
         ("event_id", record.event_id.encode()),
@@ -58,7 +60,11 @@ def record_message(record: Record, position: int, ids: SchemaIds) -> tuple[bytes
         ("version", str(record.version).encode()),
         (POSITION_HEADER, str(position).encode()),
     ]
-    return record.key.encode(), frame(ids.id_of(record.type), buffer.getvalue()), headers
+    return record.key.encode(), HEADER.pack(MAGIC, schema_id) + write(record), headers
+
+
+_WRITERS: dict[int, Writer] = {}
+"""Each schema's writer, by schema id (an id names one schema for good, in a registry and locally)."""
 
 
 def record_from_message(value: bytes, ids: SchemaIds, readers: dict[str, Any] | None = None) -> Record:

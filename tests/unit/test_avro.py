@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from orderlog import avro
 from orderlog.audit_verify import record_hash
+from orderlog.avro_writer import NotCompiled, compiled_writer, fastavro_writer, long_bytes, writer_for
 from orderlog.domain.contract import EVENT_TYPES, UPSTREAM_TYPES
 from orderlog.domain.record import Record
 from orderlog.domain.stream import HashChainSealer
@@ -43,6 +44,43 @@ def test_every_type_round_trips_exactly_and_keeps_its_hash(type_name: str, data:
     decoded = avro.decode(avro.encode(stored), type_name)
     assert decoded == stored
     assert record_hash(decoded.as_dict()) == digest  # a Kafka consumer can check the hash from Avro alone
+
+
+@pytest.mark.parametrize("type_name", sorted(EVENT_TYPES))
+@settings(max_examples=60, deadline=None)
+@given(data=st.data())
+def test_the_compiled_writer_writes_the_bytes_fastavro_writes(type_name: str, data: st.DataObject) -> None:
+    record = data.draw(stored_record(type_name))
+    _sealed, digest = HashChainSealer().seal(record)
+    stored = Record(**record, hash=digest)
+    schema = avro.schema_for(EVENT_TYPES[type_name])
+    assert compiled_writer(schema)(stored) == fastavro_writer(schema)(stored)
+
+
+def test_a_schema_the_compiler_does_not_know_is_written_by_fastavro() -> None:
+    schema = avro.schema_for(EVENT_TYPES["PaymentCaptured"])
+    data_fields = schema["fields"][10]["type"]["fields"]
+    data_fields.append({"name": "note", "type": ["null", "string", "long"], "default": None})
+    with pytest.raises(NotCompiled, match="union"):
+        compiled_writer(schema)
+    writer = writer_for(schema)
+    assert not hasattr(writer, "source")
+    assert every_type_compiles() == sorted(EVENT_TYPES)
+
+
+def every_type_compiles() -> list[str]:
+    return sorted(name for name, kind in EVENT_TYPES.items() if hasattr(writer_for(avro.schema_for(kind)), "source"))
+
+
+@pytest.mark.parametrize("number", [0, -1, 1, 63, -64, 64, 1023, -1024, 1024, 2**31, -(2**63), 2**63 - 1])
+def test_longs_are_written_as_avro_writes_them(number: int) -> None:
+    import io
+
+    import fastavro
+
+    buffer = io.BytesIO()
+    fastavro.schemaless_writer(buffer, "long", number)
+    assert long_bytes(number) == buffer.getvalue()
 
 
 def test_every_schema_reads_data_written_with_each_earlier_version() -> None:
