@@ -278,3 +278,23 @@ def test_the_relay_refuses_an_events_topic_whose_positions_are_not_its_own(
     sender.flush(30)
     with pytest.raises(KafkaError, match="partition 0 offset 0 has no store position header"):
         relay_once(config)
+
+
+def test_with_reports_for_failures_only_a_failed_delivery_still_reaches_the_relay() -> None:
+    """The relay asks librdkafka for failed deliveries only (delivery.report.only.error), and
+    counts what is in flight by the producer's length: both must hold for a failure."""
+    failures: list[str] = []
+    sender = Producer(
+        {
+            "bootstrap.servers": "127.0.0.1:1",  # nothing listens: nothing can be delivered
+            "enable.idempotence": True,
+            "delivery.report.only.error": True,
+            "message.timeout.ms": 300,
+            "log_level": 0,
+        }
+    )
+    for number in range(3):
+        sender.produce("orderlog.events", str(number).encode(), on_delivery=lambda error, _m: failures.append(error))
+    assert len(sender) == 3
+    assert sender.flush(10) == 0
+    assert len(failures) == 3 and all(error is not None for error in failures)
