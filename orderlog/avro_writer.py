@@ -51,7 +51,12 @@ def fastavro_writer(schema: dict[str, Any]) -> Writer:
 def compiled_writer(schema: dict[str, Any]) -> Writer:
     """NotCompiled if the schema holds a type not written here."""
     source = _Compiler().source(schema)
-    namespace: dict[str, Any] = {"_long": long_bytes, "_millis": millis, "_recorded_long": recorded_long}
+    namespace: dict[str, Any] = {
+        "_long": long_bytes,
+        "_SMALL": _SMALL,
+        "_millis": millis,
+        "_recorded_long": recorded_long,
+    }
     exec(compile(source, f"<avro writer for {schema.get('name')}>", "exec"), namespace)
     write: Writer = namespace["write"]
     write.source = source  # type: ignore[attr-defined]  # for whoever debugs it
@@ -71,6 +76,17 @@ def datum_of(record: Record) -> dict[str, Any]:
 
 def _zigzag_varint(number: int) -> bytes:
     number = (number << 1) ^ (number >> 63)
+    if 1 << 35 <= number < 1 << 42:  # a timestamp-millis of these decades: six bytes, unrolled
+        return bytes(
+            (
+                number & 0x7F | 0x80,
+                number >> 7 & 0x7F | 0x80,
+                number >> 14 & 0x7F | 0x80,
+                number >> 21 & 0x7F | 0x80,
+                number >> 28 & 0x7F | 0x80,
+                number >> 35,
+            )
+        )
     out = []
     while number > 0x7F:
         out.append((number & 0x7F) | 0x80)
@@ -151,12 +167,15 @@ class _Compiler:
         if kind in self._named:
             return self._record(self._named[kind], value, depth)
         if kind == "string":
-            text = self._name()
+            text, size = self._name(), self._name()
             self._emit(depth, f"{text} = {value}.encode()")
-            self._emit(depth, f"w(_long(len({text})))")
+            self._emit(depth, f"{size} = len({text})")
+            self._emit(depth, f"w(_SMALL[{size} + 1024] if {size} < 1024 else _long({size}))")
             self._emit(depth, f"w({text})")
         elif kind == "long":
-            self._emit(depth, f"w(_long({value}))")
+            number = self._name()
+            self._emit(depth, f"{number} = {value}")
+            self._emit(depth, f"w(_SMALL[{number} + 1024] if -1024 <= {number} < 1024 else _long({number}))")
         elif kind == "boolean":
             self._emit(depth, f"w(b'\\x01' if {value} else b'\\x00')")
         else:
