@@ -31,6 +31,7 @@ from orderlog.privacy.master_key import default_key_file
 from orderlog.store.location import DEFAULT_STORE, StoreError, StoreLocation, parse_store_url
 
 TRUE_WORDS = {"1", "true", "yes", "y", "on"}
+SQLITE_SIDE_FILES = ("-wal", "-shm", "-journal")
 
 
 @dataclass(frozen=True)
@@ -97,12 +98,19 @@ class Config:
     def key_file(self) -> Path:
         return self.master_key_file or default_key_file(self.location)
 
-    def files(self) -> list[Path]:
-        """The files this configuration reads: the SQLite store and its keys."""
-        location = self.location
-        store = [location.path] if location.kind == "sqlite" and location.path is not None else []
-        keys = [path for path in (self.key_file(), self.signing_key) if path is not None]
-        return store + keys
+    def files(self) -> list[tuple[Path, str]]:
+        """The files this configuration reads or keeps, each with what it is: the SQLite store
+        and views with SQLite's side files, and the keys. No output may be written over them."""
+        found: list[tuple[Path, str]] = []
+        for location, what in ((self.location, "the store"), (self.views_location, "the views database")):
+            if location.kind == "sqlite" and location.path is not None:
+                found.append((location.path, what))
+                found += [
+                    (location.path.with_name(location.path.name + side), f"{what}'s {side} file")
+                    for side in SQLITE_SIDE_FILES
+                ]
+        keys = (self.key_file(), default_key_file(self.location), self.signing_key)
+        return found + [(path, "a key file") for path in keys if path is not None]
 
 
 def _options(text: str) -> dict[str, str]:

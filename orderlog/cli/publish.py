@@ -7,7 +7,7 @@ import shutil
 import sys
 import tempfile
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 from typing import IO
@@ -15,7 +15,7 @@ from typing import IO
 import click
 
 from orderlog.bootstrap import open_orderlog
-from orderlog.cli.common import OUTPUT_FILE, announce, cli, current_config, echo, interruptible, progress_bar
+from orderlog.cli.common import OUTPUT_FILE, UserError, announce, cli, current_config, echo, interruptible, progress_bar
 from orderlog.config import Config
 from orderlog.intake.outcomes import FAILED, BatchReport, LineResult, Tally
 from orderlog.intake.parallel import publish_file_in_parallel
@@ -115,21 +115,35 @@ def _reports(
 
 
 def _refuse_output_over_input(output: str | None, inputs: list[str], config: Config) -> None:
-    """An output file that is an input, the store or a key would be emptied before it is read."""
-    if output is None or output == "-":
+    """An output file that is an input, the store, the views, a key or any SQLite database
+    would be emptied before it is read: refused before anything is opened."""
+    if output is None:
         return
+    if output == "-":
+        raise click.BadParameter("rejects go to stderr unless a file is named; name a file", param_hint="'--rejects'")
     target = Path(output)
-    store = config.location.path
-    protected = [(Path(name), "the input") for name in inputs if name != "-"]
-    protected += [(path, "the store" if path == store else "a key file") for path in config.files()]
+    protected = [(Path(name), "the input") for name in inputs if name != "-"] + config.files()
     for path, what in protected:
         same_file = path.exists() and target.exists() and os.path.samefile(path, target)
         if same_file or target.resolve() == path.resolve():
             named = "" if output == str(path) else f" ({path})"
-            raise click.BadParameter(
-                f"{output} is {what}{named}, which this command reads; name another file to write",
-                param_hint="'--rejects'",
-            )
+            _refuse(f"{output} is {what}{named}, which this command reads")
+    if "-" in inputs and target.exists() and os.path.samestat(os.fstat(0), os.stat(target)):
+        _refuse(f"{output} is the input (standard input reads it)")
+    if target.is_file() and _is_sqlite_database(target):
+        _refuse(f"{output} is a SQLite database (a store or views?)")
+
+
+def _refuse(why: str) -> None:
+    raise click.BadParameter(f"{why}; name another file to write", param_hint="'--rejects'")
+
+
+def _is_sqlite_database(path: Path) -> bool:
+    try:
+        with path.open("rb") as file:
+            return file.read(16) == b"SQLite format 3\x00"
+    except OSError:
+        return False
 
 
 @contextmanager
@@ -152,5 +166,18 @@ def _input(source: str, *, spool: bool) -> Iterator[tuple[Path, IO[bytes]]]:
 
 @contextmanager
 def _rejects_sink(path: str | None) -> Iterator[Callable[[LineResult], None]]:
-    with open(path, "w", encoding="utf-8") if path else nullcontext(sys.stderr) as file:
-        yield lambda result: file.write(result.reject_line() + "\n")
+    """Where lines not accepted go; a file that cannot take them (a full disk) stops the
+    command in one line, after what was stored is reported."""
+    if path is None:
+        yield lambda result: sys.stderr.write(result.reject_line() + "\n")
+        return
+    try:
+        with open(path, "w", encoding="utf-8") as file:
+
+            def write(result: LineResult) -> None:
+                file.write(result.reject_line() + "\n")
+                file.flush()  # rejects are few: a disk that cannot take them says so while the tally is known
+
+            yield write
+    except OSError as error:
+        raise UserError(f"cannot write rejects to {path}: {error.strerror or error}") from None

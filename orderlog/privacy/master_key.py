@@ -42,8 +42,14 @@ def check_value(master_key: bytes) -> str:
 
 
 def default_key_file(location: StoreLocation) -> Path:
+    """Beside a SQLite store. A store reached through a symbolic link keeps its key beside
+    the file itself (where it was made), unless one lies beside the link."""
     if location.kind == "sqlite" and location.path is not None:
-        return location.path.with_name(location.path.name + ".master-key")
+        beside = location.path.with_name(location.path.name + ".master-key")
+        if location.path.is_symlink() and not beside.exists():
+            real = location.path.resolve()
+            return real.with_name(real.name + ".master-key")
+        return beside
     return Path("orderlog.master-key")
 
 

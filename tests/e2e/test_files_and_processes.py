@@ -73,6 +73,71 @@ def test_rejects_naming_the_store_or_the_master_key_is_refused(tmp_path: Path) -
 
 
 @pytest.mark.parametrize(
+    ("rejects", "words"),
+    [
+        ("orderlog.views.db", "orderlog.views.db is the views database"),
+        ("orderlog.db-wal", "orderlog.db-wal is the store's -wal file"),
+        ("copy.db", "copy.db is a SQLite database"),
+        ("-", "rejects go to stderr unless a file is named"),
+    ],
+)
+def test_rejects_over_the_views_a_side_file_or_any_database_is_refused(
+    tmp_path: Path, rejects: str, words: str
+) -> None:
+    events = write_lines(tmp_path / "events.jsonl", b.submitted(), "not json")
+    assert orderlog("publish", "events.jsonl", cwd=tmp_path).returncode == 2
+    assert orderlog("project", "--once", cwd=tmp_path).returncode == 0
+    shutil.copy(tmp_path / "orderlog.db", tmp_path / "copy.db")
+    before = {path.name: path.read_bytes() for path in tmp_path.iterdir() if path.is_file()}
+    result = orderlog("publish", str(events), "--rejects", rejects, cwd=tmp_path)
+    assert_one_line_error(result, "'--rejects'", words)
+    assert result.returncode == 2
+    assert {path.name: path.read_bytes() for path in tmp_path.iterdir() if path.is_file()} == before
+
+
+def test_rejects_over_the_key_of_a_store_reached_through_a_link_is_refused(tmp_path: Path) -> None:
+    write_lines(tmp_path / "events.jsonl", b.submitted(), "not json")
+    assert orderlog("publish", "events.jsonl", cwd=tmp_path).returncode == 2
+    (tmp_path / "link.db").symlink_to(tmp_path / "orderlog.db")
+    key = (tmp_path / "orderlog.db.master-key").read_bytes()
+    result = orderlog(
+        "--store", "link.db", "publish", "events.jsonl", "--rejects", "orderlog.db.master-key", cwd=tmp_path
+    )
+    assert_one_line_error(result, "orderlog.db.master-key is a key file")
+    assert (tmp_path / "orderlog.db.master-key").read_bytes() == key
+    shown = orderlog("--store", "link.db", "order", "show", b.submitted()["order_id"], cwd=tmp_path)
+    assert shown.returncode == 0, shown.stderr  # the store through the link finds the key beside the file
+
+
+def test_rejects_over_the_file_standard_input_reads_is_refused(tmp_path: Path) -> None:
+    events = write_lines(tmp_path / "events.jsonl", b.submitted(), "not json")
+    before = events.read_bytes()
+    with events.open("rb") as stdin:
+        result = subprocess.run(
+            [sys.executable, "-m", "orderlog", "publish", "-", "--rejects", "events.jsonl"],
+            cwd=tmp_path,
+            stdin=stdin,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+    assert_one_line_error(result, "events.jsonl is the input (standard input reads it)")
+    assert events.read_bytes() == before
+
+
+def test_rejects_a_full_disk_cannot_take_stop_in_one_line_after_the_tally(tmp_path: Path) -> None:
+    write_lines(tmp_path / "events.jsonl", b.submitted(), "not json")
+    result = orderlog("publish", "events.jsonl", "--rejects", "/dev/full", cwd=tmp_path)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    *_created_key, stopped, error = result.stderr.strip().splitlines()
+    assert (
+        stopped
+        == "orderlog: stopped; stored before the stop: accepted 1, duplicates 0, conflicts 0, refused 0, invalid 1"
+    )
+    assert error == "orderlog: error: cannot write rejects to /dev/full: No space left on device"
+
+
+@pytest.mark.parametrize(
     "args",
     [
         ["publish", "events.jsonl", "--rejects", "no/such/dir/rejects.jsonl"],
