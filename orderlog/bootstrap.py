@@ -16,7 +16,7 @@ from orderlog.config import Config
 from orderlog.privacy.master_key import CHECK_NAME, MasterKeyError, check_value, create_key_file, find_master_key
 from orderlog.privacy.vault import Vault
 from orderlog.store.location import StoreError, StoreLocation
-from orderlog.store.opening import check_location, creation_lock, store_problem
+from orderlog.store.opening import check_location, check_sqlite_store, creation_lock, store_problem
 
 Announce = Callable[[str], None]
 
@@ -49,6 +49,7 @@ def open_store(
     writing = create if writing is None else writing or create
     check_location(location, create=create)
     with creation_lock(location, shared=not create):
+        check_sqlite_store(location, create=create)
         try:
             app = OrderLog(location, writing=writing, pool=pool)
         except (PersistenceError, InfrastructureFactoryError, OSError, sqlite3.Error) as error:

@@ -13,7 +13,7 @@ from eventsourcing.persistence import PersistenceError
 
 from orderlog.domain.stream import NotRecorded
 from orderlog.store.location import StoreError, StoreLocation, parse_store_url
-from orderlog.store.opening import creation_lock
+from orderlog.store.opening import STORE_TABLE, VIEWS_TABLE, creation_lock, sqlite_tables
 from projections import generations
 from projections.projector import Projector
 from projections.runner import ProjectorReport, Runner, Source
@@ -36,6 +36,12 @@ def open_views(location: StoreLocation) -> ViewStore:
         raise StoreError(
             f"cannot open views {location.label}: directory {location.path.absolute().parent} does not exist"
         )
+    if location.kind == "sqlite" and location.path is not None:
+        tables = sqlite_tables(location, f"views {location.label}") or {VIEWS_TABLE}
+        if STORE_TABLE in tables:
+            raise StoreError(f"views {location.label} is the store: name a database of its own for the views")
+        if VIEWS_TABLE not in tables:
+            raise StoreError(f"views {location.label} holds another database, not orderlog's views")
     try:
         with creation_lock(location, shared=False):  # PostgreSQL: creates the schema too
             return ViewStore(location)

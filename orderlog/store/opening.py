@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import sqlite3
 from collections.abc import Iterator
 from typing import Any
 
@@ -29,6 +30,41 @@ def check_location(location: StoreLocation, *, create: bool) -> None:
             raise StoreError(f"cannot create store {location.label}: directory {parent} does not exist")
         if location.path.is_dir():
             raise StoreError(f"store {location.label} is a directory, not a store file")
+
+
+STORE_TABLE = "stored_events"
+VIEWS_TABLE = "view_generations"
+
+
+def check_sqlite_store(location: StoreLocation, *, create: bool) -> None:
+    """A SQLite file given as the store must hold a store; only a new or empty one may be
+    made into one (never the views database, nor another application's database). Called
+    under the creation lock, so that a store another process is making is seen whole."""
+    if location.kind != "sqlite" or location.path is None:
+        return
+    tables = sqlite_tables(location, f"store {location.label}")
+    if tables is not None and STORE_TABLE in tables:
+        return
+    if tables is not None and VIEWS_TABLE in tables:
+        raise StoreError(f"{location.label} is a views database, not a store: name the store (--store)")
+    if tables or not create:
+        raise StoreError(f"{location.label} holds no orderlog store")
+
+
+def sqlite_tables(location: StoreLocation, what: str) -> set[str] | None:
+    """The tables of a SQLite file, read as a store's readers read (nothing written, nothing
+    left beside it); None for no file or an empty one. StoreError for a file that is no
+    SQLite database."""
+    path = location.path
+    if path is None or not path.is_file() or path.stat().st_size == 0:
+        return None
+    try:
+        with contextlib.closing(sqlite3.connect(location.sqlite_uri(writing=False), uri=True)) as connection:
+            connection.execute("PRAGMA query_only = 1")
+            rows = connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall()
+    except sqlite3.Error as error:
+        raise StoreError(f"cannot open {what}: {store_problem(error)}") from None
+    return {name for (name,) in rows}
 
 
 @contextlib.contextmanager

@@ -463,3 +463,39 @@ def test_a_console_that_cannot_listen_says_why_in_one_line(tmp_path: Path, host:
         result = orderlog("console", "--host", host, "--port", str(taken.getsockname()[1]), cwd=tmp_path)
     assert_one_line_error(result, words)
     assert result.returncode == 1
+
+
+@pytest.mark.parametrize(
+    ("options", "words"),
+    [
+        (["--store", "empty.db", "console", "--port", "1"], "empty.db holds no orderlog store"),
+        (["--store", "orderlog.views.db", "console", "--port", "1"], "orderlog.views.db is a views database"),
+        (["--store", "orderlog.views.db", "publish", "events.jsonl"], "orderlog.views.db is a views database"),
+        (["--store", "other.db", "publish", "events.jsonl"], "other.db holds no orderlog store"),
+        (["--views", "orderlog.db", "console", "--port", "1"], "views orderlog.db is the store"),
+        (["--views", "orderlog.db", "project", "--once"], "views orderlog.db is the store"),
+        (["--views", "other.db", "project", "--once"], "views other.db holds another database"),
+    ],
+    ids=[
+        "empty file as store",
+        "views as store",
+        "views as store for publish",
+        "another database as store",
+        "store as views",
+        "store as views for project",
+        "another database as views",
+    ],
+)
+def test_a_store_and_its_views_are_never_made_of_each_other_or_of_another_database(
+    tmp_path: Path, options: list[str], words: str
+) -> None:
+    write_lines(tmp_path / "events.jsonl", b.submitted())
+    assert orderlog("publish", "events.jsonl", cwd=tmp_path).returncode == 0
+    assert orderlog("project", "--once", cwd=tmp_path).returncode == 0
+    (tmp_path / "empty.db").touch()
+    sqlite3.connect(tmp_path / "other.db").execute("CREATE TABLE t (x)").connection.close()
+    before = {path.name: path.read_bytes() for path in tmp_path.iterdir() if path.is_file()}
+    result = orderlog(*options, cwd=tmp_path)
+    assert_one_line_error(result, words)
+    assert result.returncode == 1
+    assert {path.name: path.read_bytes() for path in tmp_path.iterdir() if path.is_file()} == before
