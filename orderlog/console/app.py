@@ -224,7 +224,17 @@ def _handle_refusals(app: FastAPI, console: Console) -> None:
     async def http_error(request: Request, error: StarletteHTTPException) -> Response:
         if error.status_code == 404:
             return console.page(request, "refused.html", 404, reason=str(error.detail or "Not found."))
-        return PlainTextResponse(str(error.detail), status_code=error.status_code, headers=error.headers)
+        headers = dict(error.headers or {})
+        if error.status_code == 405:  # Starlette names the first matching route's methods only
+            headers["Allow"] = ", ".join(_methods_at(app, request))
+        return PlainTextResponse(escaped(str(error.detail)), status_code=error.status_code, headers=headers)
+
+
+def _methods_at(app: FastAPI, request: Request) -> list[str]:
+    """Every method some route serves at the request's path."""
+    return sorted(
+        {method for route in route_table(app) if route.path_regex.match(request.url.path) for method in route.methods}
+    )
 
 
 def _quote(path: str) -> str:

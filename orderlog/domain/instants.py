@@ -32,16 +32,24 @@ def parse_instant(text: str) -> datetime:
     try:
         moment = datetime.fromisoformat(text)
     except (TypeError, ValueError):
-        raise InstantError(f"not an ISO 8601 time: {text!r} (expected e.g. 2026-03-01T10:15:00Z)") from None
+        raise InstantError(f"not an ISO 8601 time: {shown(text)} (expected e.g. 2026-03-01T10:15:00Z)") from None
     if moment.tzinfo is None:
-        raise InstantError(f"time {text!r} has no zone: add 'Z' for UTC or an offset such as +08:00")
+        raise InstantError(f"time {shown(text)} has no zone: add 'Z' for UTC or an offset such as +08:00")
     try:
         year = moment.astimezone(UTC).year
     except OverflowError:  # in UTC it would fall before year 1 or after year 9999
         year = 0
     if not EARLIEST_YEAR <= year <= LATEST_YEAR:
-        raise InstantError(f"time {text!r} is outside {EARLIEST_YEAR}-{LATEST_YEAR} (in UTC)")
+        raise InstantError(f"time {shown(text)} is outside {EARLIEST_YEAR}-{LATEST_YEAR} (in UTC)")
     return moment
+
+
+def shown(text: object, limit: int = 40) -> str:
+    """A value quoted in an error: repr (so control characters show escaped), and cut, so
+    that a megabyte of garbage makes a one-line error, not a megabyte of error."""
+    if isinstance(text, str) and len(text) > limit:
+        return f"{text[:limit]!r}... ({len(text):,} characters)"
+    return repr(text)
 
 
 CANONICAL_SHAPE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d\d\dZ$")

@@ -453,7 +453,15 @@ def test_the_console_without_a_store_says_so_in_one_line_before_serving(tmp_path
 
 
 @pytest.mark.parametrize(
-    ("host", "words"), [("no.such.host.invalid", "cannot listen on no.such.host.invalid:"), ("127.0.0.1", "in use")]
+    ("host", "words"),
+    [
+        ("no.such.host.invalid", "cannot listen on 'no.such.host.invalid' port"),
+        ("127.0.0.1", "in use"),
+        ("a" * 64, "... (64 characters) port"),
+        ("..", "cannot listen on '..' port"),
+        ("127.0.0.1\n", "cannot listen on '127.0.0.1\\n' port"),
+    ],
+    ids=["unknown host", "port in use", "a label too long", "empty labels", "a newline"],
 )
 def test_a_console_that_cannot_listen_says_why_in_one_line(tmp_path: Path, host: str, words: str) -> None:
     assert orderlog("publish", str(write_lines(tmp_path / "events.jsonl", b.submitted())), cwd=tmp_path).returncode == 0
@@ -499,3 +507,53 @@ def test_a_store_and_its_views_are_never_made_of_each_other_or_of_another_databa
     assert_one_line_error(result, words)
     assert result.returncode == 1
     assert {path.name: path.read_bytes() for path in tmp_path.iterdir() if path.is_file()} == before
+
+
+def serve_console(tmp_path: Path, *args: str) -> tuple[subprocess.Popen[str], str]:
+    """`orderlog console ARGS` on a store in `tmp_path`, and what it said on starting."""
+    assert orderlog("publish", str(write_lines(tmp_path / "events.jsonl", b.submitted())), cwd=tmp_path).returncode == 0
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("ORDERLOG_")}
+    console = subprocess.Popen(
+        [sys.executable, "-m", "orderlog", "console", "--port", "0", *args],
+        cwd=tmp_path,
+        env=environment,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert console.stderr is not None
+    said = []
+    while not said or not ("Ctrl-C stops it" in said[-1] or said[-1] == ""):
+        said.append(console.stderr.readline())
+    return console, "".join(said)
+
+
+@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "Ctrl-C"])
+def test_a_stop_signal_stops_the_console_with_exit_0(tmp_path: Path, stop: signal.Signals) -> None:
+    console, said = serve_console(tmp_path)
+    assert "Ctrl-C stops it" in said, said
+    console.send_signal(stop)
+    _out, rest = console.communicate(timeout=30)
+    assert console.returncode == 0, rest
+    assert rest.strip() == "orderlog console: stopped"
+
+
+@pytest.mark.parametrize(
+    ("host", "url", "warned"),
+    [
+        ("[::1]", "http://[::1]:", False),
+        ("::1", "http://[::1]:", False),
+        ("127.1", "http://127.0.0.1:", False),
+        ("0.0.0.0", "http://0.0.0.0:", True),
+    ],
+)
+def test_the_console_says_where_it_listens_and_warns_beyond_loopback(
+    tmp_path: Path, host: str, url: str, warned: bool
+) -> None:
+    if ":" in host and not socket.has_ipv6:
+        pytest.skip("no IPv6 here")
+    console, said = serve_console(tmp_path, "--host", host)
+    console.terminate()
+    console.communicate(timeout=30)
+    assert f"orderlog console on {url}" in said, said
+    assert ("beyond this machine" in said) is warned, said

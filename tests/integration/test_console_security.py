@@ -366,12 +366,30 @@ def test_an_auditor_verifies_the_log_from_the_page_and_the_result_is_kept_with_i
     assert world.app.checkpoints() == []
 
 
-def test_a_window_past_the_calendar_is_named_not_a_server_error(clients: dict[Role, tuple[TestClient, str]]) -> None:
+def test_as_of_the_last_day_a_calendar_holds_leaves_the_window_open(
+    clients: dict[Role, tuple[TestClient, str]],
+) -> None:
     client, _token = clients[Role.ANALYST]
-    for path in ("/analytics", "/analytics.csv"):
-        response = client.get(path, params={"as_of": "9999-12-31"})
-        assert response.status_code in (200, 400), path
-        assert "past the last day a calendar holds" in response.text, path
+    whole = client.get("/analytics")
+    assert whole.status_code == 200 and "Submitted" in whole.text
+    last_day = client.get("/analytics", params={"as_of": "9999-12-31"})
+    assert last_day.status_code == 200
+    assert last_day.text.replace('value="9999-12-31"', 'value=""').replace("9999-12-31", "") == whole.text
+
+
+def test_analytics_errors_name_what_was_given_escaped_and_cut(clients: dict[Role, tuple[TestClient, str]]) -> None:
+    client, _token = clients[Role.ANALYST]
+    for params, words in (
+        ({"as_of": "\x1b9999-12-31"}, "as of '\\x1b9999-12-31': not a day"),
+        ({"as_of": "2026-W09-1"}, "as of '2026-W09-1': not a day"),
+        ({"as_of": "1969-12-31"}, "as of '1969-12-31': before 1970"),
+        ({"since": "9" * 3000}, "characters)"),
+        ({"as_of": "2026-03-01", "since": "2026-03-02T00:00:00Z"}, "(the end of the day as of 2026-03-01)"),
+    ):
+        answer = client.get("/analytics.csv", params=params)
+        assert answer.status_code == 400, params
+        assert words in answer.text and len(answer.text) < 300, (params, answer.text)
+        assert "\x1b" not in answer.text
 
 
 def test_a_method_a_page_does_not_take_is_405_naming_the_ones_it_does(
@@ -382,6 +400,7 @@ def test_a_method_a_page_does_not_take_is_405_naming_the_ones_it_does(
         ("HEAD", "/exceptions", "GET"),
         ("DELETE", "/users", "GET"),
         ("GET", "/signout", "POST"),
+        ("PUT", "/signin", "GET, POST"),
     ):
         answer = client.request(method, path, headers={"X-CSRF-Token": token})
         assert answer.status_code == 405, (method, path)

@@ -7,6 +7,7 @@ the live view for a window, which is the same for what had happened by then.)
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
@@ -16,7 +17,7 @@ from fastapi.responses import Response
 from orderlog.console.charts import bar_chart
 from orderlog.console.guard import guarded
 from orderlog.console.roles import Permission
-from orderlog.domain.instants import InstantError, format_instant, parse_instant
+from orderlog.domain.instants import EARLIEST_YEAR, InstantError, format_instant, parse_instant, shown
 from orderlog.presentation import as_csv_text
 from projections import cancellations
 
@@ -25,22 +26,34 @@ CHARTED = ("reason", "category", "channel", "day", "stage")
 
 
 def _window(since: str, until: str, as_of: str) -> tuple[str | None, str | None]:
-    start = format_instant(parse_instant(since)) if since.strip() else None
-    end = format_instant(parse_instant(until)) if until.strip() else None
-    if as_of.strip():
-        day_end = format_instant(_day(as_of.strip()) + timedelta(days=1))
-        end = min(end, day_end) if end else day_end
+    start, end = _moment(since), _moment(until)
+    day_end = _day_end(as_of.strip()) if as_of.strip() else None
+    if day_end is not None:
+        end = day_end if end is None else min(end, day_end)
     return start, end
 
 
-def _day(text: str) -> datetime:
-    """The start (UTC) of a day written as the date field sends it, YYYY-MM-DD."""
+def _moment(text: str) -> str | None:
+    return format_instant(parse_instant(text)) if text.strip() else None
+
+
+DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+
+
+def _day_end(text: str) -> str | None:
+    """The end (UTC) of a day written as the date field sends it, YYYY-MM-DD; None for the
+    last day a calendar holds (its end is no moment: the window stays open)."""
     try:
-        if len(text) == 10 and text.isascii():
-            return datetime.combine(date.fromisoformat(text), time(), UTC)
+        day = date.fromisoformat(text) if DAY.fullmatch(text) else None
     except ValueError:
-        pass
-    raise InstantError(f"as of {text[:40]!r}: not a day; write it as YYYY-MM-DD (2026-03-01)")
+        day = None
+    if day is None:
+        raise InstantError(f"as of {shown(text)}: not a day; write it as YYYY-MM-DD (2026-03-01)")
+    if day.year < EARLIEST_YEAR:
+        raise InstantError(f"as of {shown(text)}: before {EARLIEST_YEAR}, earlier than any time orderlog keeps")
+    if day == date.max:
+        return None
+    return format_instant(datetime.combine(day + timedelta(days=1), time(), UTC))
 
 
 def _report(request: Request, by: str, since: str, until: str, as_of: str) -> tuple[dict[str, Any] | None, str, int]:
@@ -52,10 +65,11 @@ def _report(request: Request, by: str, since: str, until: str, as_of: str) -> tu
     try:
         start, end = _window(since, until, as_of)
         cancellations.check_window(start, end)
-    except (InstantError, cancellations.EmptyWindow) as error:
+    except InstantError as error:
         return None, str(error), 400
-    except OverflowError:
-        return None, f"as of {as_of}: the day after it is past the last day a calendar holds", 400
+    except cancellations.EmptyWindow as error:
+        ended_by = f" (the end of the day as of {as_of.strip()})" if as_of.strip() and end != _moment(until) else ""
+        return None, f"{error}{ended_by}", 400
     chosen = by if by in cancellations.DIMENSIONS else "reason"
     found = request.app.state.console.reading(
         request,
