@@ -114,7 +114,8 @@ class Runner:
         progress: Callable[[int], None] = lambda _read: None,
     ) -> list[ProjectorReport]:
         """Until the source is drained (or, following, until `should_stop`); `progress` hears
-        after every batch how many records have been read."""
+        after every batch (an empty one when drained and following) how many records have
+        been read."""
         read = 0
         with _fewer_collections():
             while True:
@@ -122,9 +123,9 @@ class Runner:
                     if batch.records:
                         self.apply(batch)
                         read += len(batch.records)
-                        progress(read)
                     else:  # drained: what was decided while catching up can be asked for now
                         self._hand_over(caught_up=True)
+                    progress(read)  # after every batch, empty ones too: a follower's heartbeat
                 # Records asked for at the very end are on the log but not yet folded: a run
                 # that stops once drained reads them too, so it never ends behind its own work.
                 asked = self._hand_over(caught_up=True)

@@ -65,7 +65,11 @@ def _source(kinds: list[Any], source: str | None, purpose: str) -> Any:
 )
 @source_option
 def project_command(names: tuple[str, ...], follow: bool, source: str | None) -> None:
-    """Run projectors (all when none are named: holds, cancellations, status, exceptions), and report each one's lag."""
+    """Run projectors (all when none are named: holds, cancellations, status, exceptions), and report each one's lag.
+
+    With --follow, every 10 s it says on stderr, per projector, what this run has folded, its
+    watermark and its lag, idle or not; Ctrl-C or SIGTERM stops it after the batch under way.
+    """
     kinds = _names(names)
     records = _source(kinds, source, "project")
     with views_opened() as views, interruptible("the batch under way is committed") as interrupted:
@@ -77,7 +81,7 @@ def project_command(names: tuple[str, ...], follow: bool, source: str | None) ->
             follow=follow,
             should_stop=interrupted,
             engine=engine,
-            lags=lambda lags: echo(" | ".join(str(report) for report in lags), err=True),
+            lags=lambda lags: echo("\n".join(str(report) for report in lags), err=True),
             lag_every=LAG_EVERY_SECONDS if follow else float("inf"),
         )
     for report in reports:

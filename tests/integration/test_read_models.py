@@ -260,6 +260,33 @@ def test_a_followers_lag_reports_count_what_this_run_has_folded(tmp_path: Path) 
     scene.close()
 
 
+def test_a_follower_idle_after_catching_up_still_reports_its_lag(tmp_path: Path) -> None:
+    scene = Scene(tmp_path)
+    scene.publish(*simulate(10, 9), accepted=False)
+    total = len(scene.records())
+    heard: list[list[Any]] = []
+
+    deadline = time.monotonic() + 30
+
+    def enough() -> bool:
+        return len(heard) >= 5 or time.monotonic() > deadline
+
+    project(
+        scene.views,
+        ALL,
+        LogSource(scene.app.log_reader),
+        follow=True,
+        should_stop=enough,
+        lags=heard.append,
+        lag_every=0,
+    )
+
+    assert len(heard) >= 5
+    idle = heard[-1]  # nothing new came after the first batch: these came from the empty ones
+    assert {report.name: (report.folded, report.lag) for report in idle} == dict.fromkeys(PROJECTORS, (total, 0))
+    scene.close()
+
+
 def test_a_batch_another_runner_applied_first_is_not_applied_again(tmp_path: Path) -> None:
     scene = Scene(tmp_path)
     scene.publish(*simulate(40, 4), accepted=False)
