@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from orderlog import avro
 from orderlog.audit_verify import record_hash
-from orderlog.avro_writer import NotCompiled, compiled_writer, fastavro_writer, long_bytes, writer_for
+from orderlog.avro_writer import NotCompiled, compiled_writer, fastavro_writer, long_bytes, millis, writer_for
 from orderlog.domain.contract import EVENT_TYPES, UPSTREAM_TYPES
 from orderlog.domain.record import Record
 from orderlog.domain.stream import HashChainSealer
@@ -67,6 +67,61 @@ def test_a_schema_the_compiler_does_not_know_is_written_by_fastavro() -> None:
     writer = writer_for(schema)
     assert not hasattr(writer, "source")
     assert every_type_compiles() == sorted(EVENT_TYPES)
+
+
+def payment(**data: Any) -> Record:
+    values = {
+        "stream": "order", "key": "SO-1", "version": 2, "type": "PaymentCaptured", "event_id": "e-1",
+        "occurred_at": "2026-03-01T10:00:00.000Z", "recorded_at": "2026-03-01T10:00:01.000Z", "source": "pay",
+        "actor": None, "correlation_id": None, "signature": None, "signed_envelope": None,
+        "prev_hash": "0" * 64, "hash": "1" * 64,
+    }  # fmt: skip
+    return Record(**values, data={"payment_id": "P-1", "amount": 100, "method": "card", **data})
+
+
+def with_data_fields(*fields: dict[str, Any]) -> dict[str, Any]:
+    schema = avro.schema_for(EVENT_TYPES["PaymentCaptured"])
+    schema["fields"][10]["type"]["fields"].extend(fields)
+    return schema
+
+
+@pytest.mark.parametrize(
+    ("fields", "data"),
+    [
+        ([{"name": "gift", "type": "boolean", "default": False}], {}),  # left out: its default
+        ([{"name": "note", "type": "string", "default": "none"}], {}),
+        ([{"name": "count", "type": "long", "default": 7}], {"count": 5.9}),  # a float: cut, as fastavro does
+        ([{"name": "count", "type": "long", "default": 7}], {"count": -2.7}),
+        ([{"name": "tags", "type": {"type": "array", "items": "string"}}], {"tags": "ab"}),  # any sequence
+    ],
+)
+def test_the_compiled_writer_writes_what_fastavro_writes_off_the_beaten_path(
+    fields: list[dict[str, Any]], data: dict[str, Any]
+) -> None:
+    schema = with_data_fields(*fields)
+    assert compiled_writer(schema)(payment(**data)) == fastavro_writer(schema)(payment(**data))
+
+
+@pytest.mark.parametrize(
+    ("fields", "data"),
+    [
+        ([{"name": "tags", "type": {"type": "array", "items": "string"}}], {"tags": None}),
+        ([{"name": "count", "type": "long"}], {"count": "5"}),
+        ([{"name": "count", "type": "long"}], {"count": None}),
+        ([{"name": "note", "type": "string"}], {"note": None}),
+        ([{"name": "note", "type": "string"}], {}),
+    ],
+)
+def test_what_fastavro_refuses_the_compiled_writer_refuses(fields: list[dict[str, Any]], data: dict[str, Any]) -> None:
+    schema = with_data_fields(*fields)
+    for write in (compiled_writer(schema), fastavro_writer(schema)):
+        with pytest.raises((TypeError, KeyError, AttributeError, ValueError)):
+            write(payment(**data))
+
+
+def test_times_before_1970_are_rounded_to_their_millisecond() -> None:
+    assert millis("1969-12-31T23:59:59.999+00:00") == -1
+    assert millis("1970-01-01T00:00:00.001Z") == 1
 
 
 def every_type_compiles() -> list[str]:
