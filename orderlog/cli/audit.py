@@ -16,7 +16,7 @@ from orderlog.audit import AuditError
 from orderlog.audit.checkpoints import load_checkpoint, write_checkpoint
 from orderlog.audit.verification import Verification
 from orderlog.bootstrap import open_store
-from orderlog.cli.common import OUTPUT_FILE, cli, current_config, echo, opened
+from orderlog.cli.common import OUTPUT_FILE, cli, current_config, echo, opened, refuse_output_over
 from orderlog.sources.signing import load_private_key, public_pem, read_public_key
 from orderlog.store.location import StoreError
 
@@ -69,6 +69,7 @@ def audit_checkpoint(out: str | None, signing_key: str | None) -> None:
 
     Prints the checkpoint (JSON); keep copies outside the system (mail, publish them).
     """
+    refuse_output_over(out, [name for name in (signing_key,) if name], current_config(), "--out")
     key = _signing_key(signing_key)
     checkpoint = opened(writing=True).checkpoint(key)
     echo(write_checkpoint(checkpoint, Path(out) if out else None), nl=False)
@@ -136,6 +137,8 @@ def audit_proof(
 
     python -m orderlog.audit_verify proof.json checkpoint.json --public-key log.pub.pem
     """
+    reads = [name for name in (checkpoint_file, public_key, signing_key) if name]
+    refuse_output_over(out, reads, current_config(), "--out")
     checkpoint = load_checkpoint(Path(checkpoint_file))
     proof = opened().prove(order_id, checkpoint, _public_key_text(public_key, signing_key) or "")
     text = json.dumps(proof, indent=2, ensure_ascii=False) + "\n"

@@ -3,9 +3,10 @@ command, safe printing, and the parameter types that check input before any work
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
@@ -91,7 +92,45 @@ class OutputFile(click.ParamType):
             self.fail(f"{value} is a directory; name a file to write", parameter, context)
         if not path.absolute().parent.is_dir():
             self.fail(f"directory {path.absolute().parent} does not exist", parameter, context)
+        config = context.obj if context is not None and isinstance(context.obj, Config) else Config()
+        why = output_refusal(value, [], config)
+        if why:
+            self.fail(f"{why}; name another file to write", parameter, context)
         return value
+
+
+def output_refusal(output: str, inputs: Sequence[str], config: Config) -> str | None:
+    """Why a command must not write `output` (opening it would empty it before it is read):
+    it is one of the command's inputs (by any name or link, or what standard input reads),
+    the store, the views, a side file of either, a key, or any SQLite database; or None."""
+    target = Path(output)
+    protected = [(Path(name), "an input of this command", "") for name in inputs if name != "-"]
+    protected += [(path, what, ", which orderlog keeps") for path, what in config.files()]
+    for path, what, keeper in protected:
+        same_file = path.exists() and target.exists() and os.path.samefile(path, target)
+        if same_file or target.resolve() == path.resolve():
+            named = "" if output == str(path) else f" ({path})"
+            return f"{output} is {what}{named}{keeper}"
+    if "-" in inputs and target.exists() and os.path.samestat(os.fstat(0), os.stat(target)):
+        return f"{output} is an input of this command (standard input reads it)"
+    if target.is_file() and _is_sqlite_database(target):
+        return f"{output} is a SQLite database (a store or views?)"
+    return None
+
+
+def refuse_output_over(output: str | None, inputs: Sequence[str], config: Config, option: str) -> None:
+    """`output_refusal` for an output named by `option`, once the command's inputs are known."""
+    why = None if output is None or output == "-" else output_refusal(output, inputs, config)
+    if why:
+        raise click.BadParameter(f"{why}; name another file to write", param_hint=f"'{option}'")
+
+
+def _is_sqlite_database(path: Path) -> bool:
+    try:
+        with path.open("rb") as file:
+            return file.read(16) == b"SQLite format 3\x00"
+    except OSError:
+        return False
 
 
 OUTPUT_FILE = OutputFile()

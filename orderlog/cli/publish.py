@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 import sys
 import tempfile
@@ -15,7 +14,17 @@ from typing import IO
 import click
 
 from orderlog.bootstrap import open_orderlog
-from orderlog.cli.common import OUTPUT_FILE, UserError, announce, cli, current_config, echo, interruptible, progress_bar
+from orderlog.cli.common import (
+    OUTPUT_FILE,
+    UserError,
+    announce,
+    cli,
+    current_config,
+    echo,
+    interruptible,
+    progress_bar,
+    refuse_output_over,
+)
 from orderlog.config import Config
 from orderlog.intake.outcomes import FAILED, BatchReport, LineResult, Tally
 from orderlog.intake.parallel import publish_file_in_parallel
@@ -115,35 +124,9 @@ def _reports(
 
 
 def _refuse_output_over_input(output: str | None, inputs: list[str], config: Config) -> None:
-    """An output file that is an input, the store, the views, a key or any SQLite database
-    would be emptied before it is read: refused before anything is opened."""
-    if output is None:
-        return
     if output == "-":
         raise click.BadParameter("rejects go to stderr unless a file is named; name a file", param_hint="'--rejects'")
-    target = Path(output)
-    protected = [(Path(name), "the input") for name in inputs if name != "-"] + config.files()
-    for path, what in protected:
-        same_file = path.exists() and target.exists() and os.path.samefile(path, target)
-        if same_file or target.resolve() == path.resolve():
-            named = "" if output == str(path) else f" ({path})"
-            _refuse(f"{output} is {what}{named}, which this command reads")
-    if "-" in inputs and target.exists() and os.path.samestat(os.fstat(0), os.stat(target)):
-        _refuse(f"{output} is the input (standard input reads it)")
-    if target.is_file() and _is_sqlite_database(target):
-        _refuse(f"{output} is a SQLite database (a store or views?)")
-
-
-def _refuse(why: str) -> None:
-    raise click.BadParameter(f"{why}; name another file to write", param_hint="'--rejects'")
-
-
-def _is_sqlite_database(path: Path) -> bool:
-    try:
-        with path.open("rb") as file:
-            return file.read(16) == b"SQLite format 3\x00"
-    except OSError:
-        return False
+    refuse_output_over(output, inputs, config, "--rejects")
 
 
 @contextmanager

@@ -12,7 +12,16 @@ from typing import Any
 
 import click
 
-from orderlog.cli.common import cli, current_config, echo, interruptible, moment_option, opened, progress_bar
+from orderlog.cli.common import (
+    OUTPUT_FILE,
+    cli,
+    current_config,
+    echo,
+    interruptible,
+    moment_option,
+    opened,
+    progress_bar,
+)
 from orderlog.cli.orders import order
 from orderlog.cli.rendering import render_text, table_text
 from orderlog.cli.viewing import as_json_text, output_formats, require_view, views_opened
@@ -142,7 +151,7 @@ def analytics() -> None:
 @click.option(
     "--plot",
     "plot_file",
-    type=click.Path(dir_okay=False, writable=True),
+    type=OUTPUT_FILE,
     metavar="FILE.png",
     help="a bar chart of the groups",
 )

@@ -56,7 +56,7 @@ def test_rejects_naming_the_input_is_refused_before_anything_is_read(tmp_path: P
     (tmp_path / "link.jsonl").symlink_to(events)
     for rejects in ("events.jsonl", str(events), "./events.jsonl", "link.jsonl"):
         result = orderlog("publish", "events.jsonl", "--rejects", rejects, cwd=tmp_path)
-        assert_one_line_error(result, "'--rejects'", f"{rejects} is the input", "which this command reads")
+        assert_one_line_error(result, "'--rejects'", f"{rejects} is an input of this command")
         assert result.returncode == 2 and events.read_bytes() == before
     assert not (tmp_path / "orderlog.db").exists()
 
@@ -95,6 +95,42 @@ def test_rejects_over_the_views_a_side_file_or_any_database_is_refused(
     assert {path.name: path.read_bytes() for path in tmp_path.iterdir() if path.is_file()} == before
 
 
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        (["simulate", "--orders", "1", "--out", "orderlog.db"], "orderlog.db is the store, which orderlog keeps"),
+        (["simulate", "--orders", "1", "--out", "orderlog.views.db"], "is the views database"),
+        (["simulate", "--orders", "1", "--out", "orderlog.db.master-key"], "is a key file"),
+        (["simulate", "--orders", "1", "--out", "copy.db"], "copy.db is a SQLite database"),
+        (["analytics", "cancellations", "--plot", "orderlog.db"], "'--plot': orderlog.db is the store"),
+        (["audit", "checkpoint", "--out", "orderlog.db-wal"], "orderlog.db-wal is the store's -wal file"),
+        (["audit", "checkpoint", "--signing-key", "log.pem", "--out", "log.pem"], "log.pem is an input"),
+        (["keys", "new-signing", "--out", "orderlog.db"], "orderlog.db is the store"),
+        (
+            ["audit", "proof", "SO-1", "--checkpoint", "checkpoint.json", "--out", "checkpoint.json"],
+            "checkpoint.json is an input of this command",
+        ),
+    ],
+    ids=lambda value: " ".join(value) if isinstance(value, list) else None,
+)
+def test_no_command_writes_over_what_orderlog_keeps_or_what_it_reads(
+    tmp_path: Path, args: list[str], words: str
+) -> None:
+    write_lines(tmp_path / "events.jsonl", b.submitted("SO-1"))
+    assert orderlog("publish", "events.jsonl", cwd=tmp_path).returncode == 0
+    assert orderlog("project", "--once", cwd=tmp_path).returncode == 0
+    assert orderlog("keys", "new-signing", "--out", "log.pem", cwd=tmp_path).returncode == 0
+    checkpoint = orderlog("audit", "checkpoint", "--signing-key", "log.pem", cwd=tmp_path)
+    (tmp_path / "checkpoint.json").write_text(checkpoint.stdout)
+    shutil.copy(tmp_path / "orderlog.db", tmp_path / "copy.db")
+    before = {path.name: path.read_bytes() for path in tmp_path.iterdir() if path.is_file()}
+    result = orderlog(*args, cwd=tmp_path)
+    assert_one_line_error(result, words)
+    assert result.returncode == 2
+    after = {path.name: path.read_bytes() for path in tmp_path.iterdir() if path.is_file()}
+    assert after == before
+
+
 def test_rejects_over_the_key_of_a_store_reached_through_a_link_is_refused(tmp_path: Path) -> None:
     write_lines(tmp_path / "events.jsonl", b.submitted(), "not json")
     assert orderlog("publish", "events.jsonl", cwd=tmp_path).returncode == 2
@@ -121,7 +157,7 @@ def test_rejects_over_the_file_standard_input_reads_is_refused(tmp_path: Path) -
             text=True,
             check=False,
         )
-    assert_one_line_error(result, "events.jsonl is the input (standard input reads it)")
+    assert_one_line_error(result, "events.jsonl is an input of this command (standard input reads it)")
     assert events.read_bytes() == before
 
 
