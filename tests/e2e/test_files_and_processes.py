@@ -366,7 +366,10 @@ def test_backup_copies_a_live_store_into_one_file(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert stored_events(tmp_path / "copy.db") == stored_events(tmp_path / "orderlog.db") > 0
     assert not (tmp_path / "copy.db-wal").exists()
-    assert_one_line_error(orderlog("backup", "--out", "copy.db", cwd=tmp_path), "exists already")
+    assert_one_line_error(orderlog("backup", "--out", "copy.db", cwd=tmp_path), "copy.db is a SQLite database")
+    (tmp_path / "notes.txt").write_text("mine")
+    assert_one_line_error(orderlog("backup", "--out", "notes.txt", cwd=tmp_path), "exists already")
+    assert (tmp_path / "notes.txt").read_text() == "mine"
 
 
 # ---------------------------------------------------------------- errors a user can act on

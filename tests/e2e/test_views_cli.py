@@ -324,7 +324,7 @@ def test_cancellations_plot_writes_a_png_chart(built: Path, tmp_path: Path) -> N
 
 def test_cancellations_plot_into_a_missing_directory_is_one_line(built: Path, tmp_path: Path) -> None:
     missing = tmp_path / "no" / "such" / "chart.png"
-    assert_one_line_error(orderlog("analytics", "cancellations", "--plot", str(missing), cwd=built), "cannot write")
+    assert_one_line_error(orderlog("analytics", "cancellations", "--plot", str(missing), cwd=built), "does not exist")
     assert not missing.exists()
 
 
