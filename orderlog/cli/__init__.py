@@ -153,6 +153,13 @@ def _error(message: str) -> None:
     echo(f"orderlog: error: {message}", err=True)
 
 
+LONGEST_ERROR = 1_000
+"""Characters of an error line at most: a message quoting a megabyte of input (an id, a
+path) is cut in the middle, keeping its start (what) and its end (what to do)."""
+
+
 def _one_line(error: BaseException | str) -> str:
-    text = str(error).strip() or type(error).__name__
-    return " ".join(text.split())
+    text = " ".join((str(error).strip() or type(error).__name__).split())
+    if len(text) <= LONGEST_ERROR:
+        return text
+    return f"{text[:600]} [... {len(text) - 900:,} characters ...] {text[-300:]}"

@@ -306,3 +306,11 @@ def test_a_damaged_stored_record_is_named_by_every_reader_not_reported_as_a_defe
         result = orderlog(*command, cwd=tmp_path)
         assert result.returncode == 1, (command, result.stderr)
         assert_one_line_error(result, "is unreadable", "orderlog audit verify")
+
+
+def test_an_error_quoting_a_huge_argument_is_cut_in_the_middle_keeping_what_to_do(tmp_path: Path) -> None:
+    write_lines(tmp_path / "events.jsonl", b.submitted())
+    assert orderlog("publish", "events.jsonl", cwd=tmp_path).returncode == 0
+    result = orderlog("order", "show", "A" * 100_000, cwd=tmp_path)
+    assert_one_line_error(result, "orderlog: error: order AAAA", " characters ...] AAAA", "not found in orderlog.db")
+    assert len(result.stderr) < 1_100
