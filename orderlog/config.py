@@ -29,9 +29,9 @@ from pathlib import Path
 from orderlog.domain.text import is_whole_number
 from orderlog.privacy.master_key import default_key_file
 from orderlog.store.location import DEFAULT_STORE, StoreError, StoreLocation, parse_store_url
+from orderlog.store.opening import SQLITE_SIDE_FILES
 
 TRUE_WORDS = {"1", "true", "yes", "y", "on"}
-SQLITE_SIDE_FILES = ("-wal", "-shm", "-journal")
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ from eventsourcing.persistence import PersistenceError
 
 from orderlog.domain.stream import NotRecorded
 from orderlog.store.location import StoreError, StoreLocation, parse_store_url
-from orderlog.store.opening import STORE_TABLE, VIEWS_TABLE, creation_lock, sqlite_tables
+from orderlog.store.opening import STORE_TABLE, VIEWS_TABLE, check_not_side_file, creation_lock, sqlite_tables
 from projections import generations
 from projections.projector import Projector
 from projections.runner import ProjectorReport, Runner, Source
@@ -36,6 +36,7 @@ def open_views(location: StoreLocation) -> ViewStore:
         raise StoreError(
             f"cannot open views {location.label}: directory {location.path.absolute().parent} does not exist"
         )
+    check_not_side_file(location, "views")
     if location.kind == "sqlite" and location.path is not None:
         tables = sqlite_tables(location, f"views {location.label}") or {VIEWS_TABLE}
         if STORE_TABLE in tables:

@@ -118,6 +118,12 @@ def main() -> None:
     except KeyboardInterrupt:
         echo("orderlog: interrupted; every batch reported as stored is stored", err=True)
         sys.exit(130)
+    except OSError as error:  # the machine said no (permission, a name too long, a full disk): not a defect
+        if debug:
+            raise
+        where = f"{error.filename}: " if error.filename else ""
+        _error(_one_line(f"{escaped(str(where))}{error.strerror or error}"))
+        sys.exit(1)
     except Exception as error:
         if debug:
             raise

@@ -16,7 +16,7 @@ from orderlog.audit import AuditError
 from orderlog.audit.checkpoints import load_checkpoint, write_checkpoint
 from orderlog.audit.verification import Verification
 from orderlog.bootstrap import open_store
-from orderlog.cli.common import OUTPUT_FILE, cli, current_config, echo, opened, refuse_output_over
+from orderlog.cli.common import OUTPUT_FILE, OUTPUT_OR_STDOUT, cli, current_config, echo, opened, refuse_output_over
 from orderlog.sources.signing import load_private_key, public_pem, read_public_key
 from orderlog.store.location import StoreError
 
@@ -126,7 +126,7 @@ def _remember(result: Verification) -> None:
 @audit.command("proof")
 @click.argument("order_id")
 @click.option("--checkpoint", "checkpoint_file", type=click.Path(dir_okay=False), required=True, metavar="FILE")
-@click.option("--out", type=OUTPUT_FILE, metavar="FILE", help="default: stdout")
+@click.option("--out", type=OUTPUT_OR_STDOUT, metavar="FILE", help="default (or -): stdout")
 @LOG_PUBLIC_KEY_OPTION
 @SIGNING_KEY_OPTION
 def audit_proof(

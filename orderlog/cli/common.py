@@ -84,10 +84,15 @@ class OutputFile(click.ParamType):
 
     name = "FILE"
 
-    def convert(self, value: str, parameter: click.Parameter | None, context: click.Context | None) -> str:
+    def __init__(self, *, dash_is_stdout: bool = False):
+        self.dash_is_stdout = dash_is_stdout
+
+    def convert(self, value: str, parameter: click.Parameter | None, context: click.Context | None) -> str | None:
         path = Path(value)
         if value == "-":
-            return value
+            if self.dash_is_stdout:
+                return None  # as if not given: standard output
+            self.fail("- is not a file here; name a file to write", parameter, context)
         if path.is_dir():
             self.fail(f"{value} is a directory; name a file to write", parameter, context)
         if not path.absolute().parent.is_dir():
@@ -104,11 +109,15 @@ def output_refusal(output: str, inputs: Sequence[str], config: Config) -> str | 
     it is one of the command's inputs (by any name or link, or what standard input reads),
     the store, the views, a side file of either, a key, or any SQLite database; or None."""
     target = Path(output)
+    try:
+        target.resolve()
+    except (RuntimeError, OSError):
+        return f"{output} is a loop of symbolic links"
     protected = [(Path(name), "an input of this command", "") for name in inputs if name != "-"]
     protected += [(path, what, ", which orderlog keeps") for path, what in config.files()]
     for path, what, keeper in protected:
         same_file = path.exists() and target.exists() and os.path.samefile(path, target)
-        if same_file or target.resolve() == path.resolve():
+        if same_file or target.resolve() == _resolved(path):
             named = "" if output == str(path) else f" ({path})"
             return f"{output} is {what}{named}{keeper}"
     if "-" in inputs and target.exists() and os.path.samestat(os.fstat(0), os.stat(target)):
@@ -116,6 +125,13 @@ def output_refusal(output: str, inputs: Sequence[str], config: Config) -> str | 
     if target.is_file() and _is_sqlite_database(target):
         return f"{output} is a SQLite database (a store or views?)"
     return None
+
+
+def _resolved(path: Path) -> Path | None:
+    try:
+        return path.resolve()
+    except (RuntimeError, OSError):
+        return None
 
 
 def refuse_output_over(output: str | None, inputs: Sequence[str], config: Config, option: str) -> None:
@@ -134,6 +150,8 @@ def _is_sqlite_database(path: Path) -> bool:
 
 
 OUTPUT_FILE = OutputFile()
+OUTPUT_OR_STDOUT = OutputFile(dash_is_stdout=True)
+"""An output file, or `-` for standard output (what the option does when not given)."""
 
 
 def moment_option(_context: click.Context, parameter: click.Parameter, value: str | None) -> str | None:

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from orderlog.application import OrderLog
 from orderlog.bootstrap import open_orderlog
+from orderlog.cli.common import UserError, output_refusal
 from orderlog.cli.rendering import history_text
 from orderlog.config import Config
 from orderlog.domain.instants import format_instant
@@ -45,6 +46,9 @@ class DemoRun:
 
 
 def run_demo(run: DemoRun, orders: int, seed: int) -> None:
+    why = output_refusal(REJECTS_FILE, [], run.config)
+    if why:
+        raise UserError(f"the demo's rejects file: {why}; run the demo elsewhere, or move that file")
     app = open_orderlog(run.config, create=True, announce=run.announce)
     try:
         lines = _publish(run, app, orders, seed)

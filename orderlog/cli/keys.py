@@ -7,9 +7,9 @@ from pathlib import Path
 import click
 
 from orderlog.audit_verify import public_key_id
-from orderlog.cli.common import OUTPUT_FILE, cli, echo
+from orderlog.cli.common import OUTPUT_FILE, cli, current_config, echo, refuse_output_over
 from orderlog.privacy.master_key import new_master_key
-from orderlog.sources.signing import write_key_pair
+from orderlog.sources.signing import public_key_path, write_key_pair
 
 
 @cli.group()
@@ -33,6 +33,7 @@ def keys_new_master() -> None:
 )
 def keys_new_signing(out: str) -> None:
     """Write a new Ed25519 key pair (for checkpoints, or for an upstream source)."""
+    refuse_output_over(str(public_key_path(Path(out))), [], current_config(), "--out")
     public_path = write_key_pair(Path(out))
     echo(
         f"wrote {out} (private, mode 600) and {public_path} (public, key id "

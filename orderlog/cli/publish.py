@@ -124,8 +124,6 @@ def _reports(
 
 
 def _refuse_output_over_input(output: str | None, inputs: list[str], config: Config) -> None:
-    if output == "-":
-        raise click.BadParameter("rejects go to stderr unless a file is named; name a file", param_hint="'--rejects'")
     refuse_output_over(output, inputs, config, "--rejects")
 
 

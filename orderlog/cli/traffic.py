@@ -12,7 +12,7 @@ from typing import IO
 import click
 
 from orderlog import simulate as simulation
-from orderlog.cli.common import OUTPUT_FILE, announce, cli, current_config, echo, moment_option
+from orderlog.cli.common import OUTPUT_OR_STDOUT, announce, cli, current_config, echo, moment_option
 from orderlog.cli.demo import DemoRun, run_demo
 from orderlog.intake.reading import input_lines
 from orderlog.sources.signing import load_private_key, parse_json_object, sign_envelope
@@ -28,7 +28,7 @@ from orderlog.sources.simulated import sign_simulated
     metavar="TIME",
     help="first order's day [default 2026-03-01T00:00:00Z]",
 )
-@click.option("--out", type=OUTPUT_FILE, metavar="FILE", help="default: stdout")
+@click.option("--out", type=OUTPUT_OR_STDOUT, metavar="FILE", help="default (or -): stdout")
 @click.option(
     "--sign-with",
     type=click.Path(file_okay=False),

@@ -20,6 +20,7 @@ from orderlog.store.location import StoreError, StoreLocation
 
 def check_location(location: StoreLocation, *, create: bool) -> None:
     """What can be said before connecting: no store there, a missing directory, a directory."""
+    check_not_side_file(location, "store")
     if not create and not location.exists():
         raise StoreError(f"no store at {location.label}: publish events first, or pass --store / set ORDERLOG_STORE")
     if location.kind == "postgres" and not create:
@@ -33,7 +34,17 @@ def check_location(location: StoreLocation, *, create: bool) -> None:
 
 
 STORE_TABLE = "stored_events"
+STORE_MARK = "orderlog_meta"
+"""orderlog's own table: another eventsourcing application's store has `stored_events` too."""
 VIEWS_TABLE = "view_generations"
+SQLITE_SIDE_FILES = ("-wal", "-shm", "-journal")
+
+
+def check_not_side_file(location: StoreLocation, what: str) -> None:
+    """SQLite's own files beside a database (its write-ahead log, shared memory, journal) are
+    never a database: one built there is deleted or corrupts the database it belongs to."""
+    if location.kind == "sqlite" and location.path is not None and location.path.name.endswith(SQLITE_SIDE_FILES):
+        raise StoreError(f"{what} {location.label} is a file SQLite keeps beside a database; name a database file")
 
 
 def check_sqlite_store(location: StoreLocation, *, create: bool) -> None:
@@ -43,10 +54,12 @@ def check_sqlite_store(location: StoreLocation, *, create: bool) -> None:
     if location.kind != "sqlite" or location.path is None:
         return
     tables = sqlite_tables(location, f"store {location.label}")
-    if tables is not None and STORE_TABLE in tables:
+    if tables is not None and {STORE_TABLE, STORE_MARK} <= tables:
         return
     if tables is not None and VIEWS_TABLE in tables:
         raise StoreError(f"{location.label} is a views database, not a store: name the store (--store)")
+    if tables is not None and STORE_TABLE in tables:
+        raise StoreError(f"{location.label} holds another application's event store, not orderlog's")
     if tables or not create:
         raise StoreError(f"{location.label} holds no orderlog store")
 

@@ -78,7 +78,7 @@ def test_rejects_naming_the_store_or_the_master_key_is_refused(tmp_path: Path) -
         ("orderlog.views.db", "orderlog.views.db is the views database"),
         ("orderlog.db-wal", "orderlog.db-wal is the store's -wal file"),
         ("copy.db", "copy.db is a SQLite database"),
-        ("-", "rejects go to stderr unless a file is named"),
+        ("-", "- is not a file here"),
     ],
 )
 def test_rejects_over_the_views_a_side_file_or_any_database_is_refused(
@@ -596,3 +596,54 @@ def test_the_console_says_where_it_listens_and_warns_beyond_loopback(
     console.communicate(timeout=30)
     assert f"orderlog console on {url}" in said, said
     assert ("beyond this machine" in said) is warned, said
+
+
+@pytest.mark.parametrize(
+    ("args", "words", "code"),
+    [
+        (["--store", "orderlog.db-wal", "order", "show", "SO-1"], "store orderlog.db-wal is a file SQLite keeps", 1),
+        (["--views", "orderlog.db-wal", "project", "--once"], "views orderlog.db-wal is a file SQLite keeps", 1),
+        (["--store", "es.db", "publish", "events.jsonl"], "es.db holds another application's event store", 1),
+        (["audit", "checkpoint", "--out", "-"], "- is not a file here", 2),
+        (["simulate", "--orders", "1", "--out", "loop"], "loop is a loop of symbolic links", 2),
+        (["--store", "x" * 300 + ".db", "order", "show", "SO-1"], "File name too long", 1),
+        (["keys", "new-signing", "--out", "k.pem"], "k.pub.pem exists already", 1),
+        (["demo", "--orders", "5"], "the demo's rejects file: orderlog-demo-rejects.jsonl is the store", 1),
+    ],
+    ids=[
+        "side file as store",
+        "side file as views",
+        "another event store",
+        "- for a copy",
+        "a link loop",
+        "a name too long",
+        "a public key there",
+        "the demo's rejects",
+    ],
+)
+def test_more_files_orderlog_never_writes_over_or_chokes_on(
+    tmp_path: Path, args: list[str], words: str, code: int
+) -> None:
+    write_lines(tmp_path / "events.jsonl", b.submitted("SO-1"))
+    assert orderlog("publish", "events.jsonl", cwd=tmp_path).returncode == 0
+    events = sqlite3.connect(tmp_path / "es.db")
+    events.execute(
+        "CREATE TABLE stored_events (originator_id TEXT, originator_version INTEGER, topic TEXT, state BLOB)"
+    )
+    events.commit()
+    events.close()
+    (tmp_path / "loop").symlink_to(tmp_path / "loop")
+    (tmp_path / "k.pub.pem").write_text("a public key given to auditors")
+    (tmp_path / "orderlog-demo-rejects.jsonl").symlink_to(tmp_path / "orderlog.db")
+    before = {path.name: path.read_bytes() for path in tmp_path.iterdir() if path.is_file() and path.name != "loop"}
+    result = orderlog(*args, cwd=tmp_path)
+    assert_one_line_error(result, words)
+    assert result.returncode == code
+    after = {path.name: path.read_bytes() for path in tmp_path.iterdir() if path.is_file() and path.name != "loop"}
+    assert after == before
+
+
+def test_dash_means_standard_output_where_it_is_the_default(tmp_path: Path) -> None:
+    result = orderlog("simulate", "--orders", "1", "--out", "-", cwd=tmp_path)
+    assert result.returncode == 0 and result.stdout.startswith("{")
+    assert not (tmp_path / "-").exists()
