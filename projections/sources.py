@@ -34,6 +34,8 @@ forty times slower). ORDERLOG_PROJECT_BATCH sets it (tests make batches small, s
 process killed mid-run is killed between commits and inside one)."""
 IDLE_SECONDS = 0.2
 JOIN_SECONDS = 60.0
+REBALANCE_SECONDS = 10.0
+"""--once: how long a member whose partitions were all revoked waits to be given some again."""
 
 Positioned = tuple[str, int, Record]
 """(source name, position, record)."""
@@ -163,9 +165,15 @@ class KafkaSource:
         return f"{self.topic}:{partition}"
 
     def _drained(self, began: float) -> bool:
+        """--once: every held partition read to its end. A member left holding none (a
+        rebalance revokes everything before it hands partitions out again) waits a while for
+        them: leaving at once, several members of one group could all leave mid-rebalance
+        with the topic unread."""
         if not self._partitions.ever_assigned:  # more processes in the group than partitions: nothing for this one
             return time.monotonic() - began > JOIN_SECONDS
-        return self._partitions.all_read or not self._partitions.held
+        if self._partitions.held:
+            return self._partitions.all_read
+        return time.monotonic() - self._partitions.last_change > REBALANCE_SECONDS
 
     def _on_assign(self, reader: Any, partitions: list[TopicPartition]) -> None:
         for assigned in partitions:

@@ -45,6 +45,7 @@ class Assignment:
         for partition in partitions:
             self.held.discard(partition)
             self._at_end.discard(partition)
+        self.last_change = time.monotonic()
 
     @property
     def all_read(self) -> bool:

@@ -34,8 +34,9 @@ def public_key_path(private_key_path: Path) -> Path:
 
 def write_key_pair(private_key_path: Path) -> Path:
     """Writes a new private key (mode 600, never overwriting) and its public key beside it."""
-    if public_key_path(private_key_path).exists():
-        raise KeyFileError(f"{public_key_path(private_key_path)} exists already; orderlog never overwrites a key")
+    for path in (private_key_path, public_key_path(private_key_path)):  # the private one is also created exclusively
+        if path.exists():
+            raise KeyFileError(f"{path} exists already; orderlog never overwrites a key")
     key = Ed25519PrivateKey.generate()
     private_pem = key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()

@@ -5,6 +5,7 @@ interleaved differently, partition by partition)."""
 from __future__ import annotations
 
 import threading
+import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ from hypothesis import strategies as st
 
 from orderlog.bootstrap import open_orderlog
 from orderlog.config import Config
+from orderlog.kafka.assignment import Assignment
 from orderlog.kafka.registry import LocalSchemaIds
 from orderlog.simulate import simulate
 from orderlog.store.location import parse_store_url
@@ -22,7 +24,7 @@ from projections import PROJECTORS
 from projections.cancellations import Cancellations
 from projections.holds import Holds
 from projections.service import open_views, project
-from projections.sources import KafkaSource, LogSource
+from projections.sources import REBALANCE_SECONDS, KafkaSource, LogSource
 from projections.status import OrderStatus
 from projections.viewstore import ViewStore
 from tests.integration.test_kafka_backbone import publish_lines, relay_once
@@ -151,7 +153,8 @@ def test_order_views_scale_by_partition_two_processes_in_one_group_build_the_sam
         for worker in workers:
             worker.start()
         for worker in workers:
-            worker.join(120)
+            worker.join(180)
+        assert not any(worker.is_alive() for worker in workers), "a member of the group is still folding"
         second.close()
         fold_from_kafka(config, shared, "scaled", kinds)  # whatever a rebalance left to the last one
         fold_from_log(config, alone)
@@ -175,3 +178,18 @@ def test_the_first_batch_after_partitions_change_hands_says_so(kafka_broker: str
             flags.append(batch.reassigned)
             read.update(batch.ends)
     assert len(flags) > 2 and flags[0] and not any(flags[1:])
+
+
+def test_a_once_member_left_without_partitions_waits_for_the_rebalance_to_hand_some_back() -> None:
+    """A rebalance revokes every partition before it hands them out again: a `--once` member
+    that left at that moment could leave the topic unread by everyone in its group."""
+    source = object.__new__(KafkaSource)  # the decision alone: no consumer needed
+    source._partitions = Assignment("projector")
+    began = time.monotonic()
+    source._partitions.assigned([0, 1])
+    source._partitions.revoked([0, 1])
+    assert not source._drained(began)
+    source._partitions.last_change -= REBALANCE_SECONDS + 1
+    assert source._drained(began)
+    source._partitions.assigned([1])
+    assert not source._drained(began)  # held, not yet read to its end
