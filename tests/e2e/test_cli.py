@@ -8,7 +8,7 @@ import sqlite3
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import pytest
 
@@ -38,14 +38,17 @@ def orderlog(
     stdin: str | None = None,
     env: dict[str, str] | None = None,
     module: str = "orderlog",
+    stdin_file: IO[bytes] | None = None,
 ) -> subprocess.CompletedProcess[str]:
-    """`python -m orderlog ARGS` (or another module) as a user runs it, without the caller's ORDERLOG_* settings."""
+    """`python -m orderlog ARGS` (or another module) as a user runs it, without the caller's ORDERLOG_* settings;
+    standard input is the text `stdin`, or the open file `stdin_file` itself (what a shell's `<` gives)."""
     environment = {k: v for k, v in os.environ.items() if not k.startswith("ORDERLOG_")}
     environment.update(env or {})
+    given: dict[str, Any] = {"stdin": stdin_file} if stdin_file is not None else {"input": stdin}
     return subprocess.run(
         [sys.executable, "-m", module, *args],
         cwd=cwd,
-        input=stdin,
+        **given,
         capture_output=True,
         text=True,
         env=environment,

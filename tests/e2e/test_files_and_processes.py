@@ -149,14 +149,7 @@ def test_rejects_over_the_file_standard_input_reads_is_refused(tmp_path: Path) -
     events = write_lines(tmp_path / "events.jsonl", b.submitted(), "not json")
     before = events.read_bytes()
     with events.open("rb") as stdin:
-        result = subprocess.run(
-            [sys.executable, "-m", "orderlog", "publish", "-", "--rejects", "events.jsonl"],
-            cwd=tmp_path,
-            stdin=stdin,
-            capture_output=True,
-            text=True,
-            check=False,
-        )
+        result = orderlog("publish", "-", "--rejects", "events.jsonl", cwd=tmp_path, stdin_file=stdin)
     assert_one_line_error(result, "events.jsonl is an input of this command (standard input reads it)")
     assert events.read_bytes() == before
 
@@ -551,11 +544,10 @@ def test_a_store_and_its_views_are_never_made_of_each_other_or_of_another_databa
 def serve_console(tmp_path: Path, *args: str) -> tuple[subprocess.Popen[str], str]:
     """`orderlog console ARGS` on a store in `tmp_path`, and what it said on starting."""
     assert orderlog("publish", str(write_lines(tmp_path / "events.jsonl", b.submitted())), cwd=tmp_path).returncode == 0
-    environment = {k: v for k, v in os.environ.items() if not k.startswith("ORDERLOG_")}
     console = subprocess.Popen(
         [sys.executable, "-m", "orderlog", "console", "--port", "0", *args],
         cwd=tmp_path,
-        env=environment,
+        env=clean_env(),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
